@@ -1,0 +1,40 @@
+"""kbert: BERT in TensorFlow/Keras 3, from raw text to TF Serving and a phone.
+
+Names are imported lazily so that `kbert --help` and `import kbert` stay fast; the
+first use of a model name imports TensorFlow.
+"""
+
+import importlib
+
+from kbert.version import __version__
+
+_EXPORTS = {
+    "BertConfig": "kbert.config",
+    "BertEncoder": "kbert.models",
+    "BertPretrainer": "kbert.models",
+    "BertClassifier": "kbert.models",
+    "BertTagger": "kbert.models",
+    "BertQuestionAnswerer": "kbert.models",
+    "BertTokenizer": "kbert.tokenization",
+    "load_vocab": "kbert.tokenization",
+    "learn_vocab": "kbert.tokenization",
+    "load_model": "kbert.model_dir",
+    "save_model": "kbert.model_dir",
+    "read_model_dir": "kbert.model_dir",
+    "KbertError": "kbert.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbert' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)
