@@ -1,0 +1,278 @@
+"""BERT models as functional `keras.Model`s: the encoder and one model per task.
+
+Following keras-hub's backbone/task split, every task model wraps a `BertEncoder`
+and adds one head. All models take the same input dict (`token_ids`,
+`segment_ids`, `padding_mask`; the pre-trainer adds `mask_positions`) and work with
+`compile`/`fit`/`evaluate`/`predict` on `tf.data`, and with `.keras` save/load.
+"""
+
+import keras
+
+from kbert.config import BertConfig
+from kbert.layers import (
+    BertEmbeddings,
+    BertPooler,
+    ClassificationHead,
+    MaskedLMHead,
+    SpanHead,
+    TransformerBlock,
+)
+
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+
+
+def _serializable(cls):
+    return keras.saving.register_keras_serializable(package="kbert")(cls)
+
+
+@_serializable
+class BertEncoder(keras.Model):
+    """The BERT encoder: embeddings, `num_layers` Transformer blocks, pooler.
+
+    Args:
+        config: a `kbert.BertConfig` (or its dict form).
+
+    Inputs: dict of int32 `[batch, seq_len]` tensors `token_ids`, `segment_ids`,
+    `padding_mask` (1 for real tokens, 0 for padding).
+
+    Outputs: dict with `sequence_output` `[batch, seq_len, hidden]` and
+    `pooled_output` `[batch, hidden]` (dense + tanh on [CLS]).
+
+    Examples:
+    ```python
+    encoder = kbert.BertEncoder(kbert.BertConfig.preset("tiny", vocab_size=1000))
+    out = encoder({"token_ids": ids, "segment_ids": segs, "padding_mask": mask})
+    out["pooled_output"].shape  # (batch, 128)
+    ```
+    """
+
+    def __init__(self, config, **kwargs):
+        if isinstance(config, dict):
+            config = BertConfig(**config)
+        dtype = kwargs.pop("dtype", None)
+        embeddings = BertEmbeddings(
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            max_position_embeddings=config.max_position_embeddings,
+            type_vocab_size=config.type_vocab_size,
+            dropout=config.hidden_dropout,
+            layer_norm_eps=config.layer_norm_eps,
+            initializer_range=config.initializer_range,
+            dtype=dtype,
+            name="embeddings",
+        )
+        blocks = [
+            TransformerBlock(
+                hidden_size=config.hidden_size,
+                num_heads=config.num_heads,
+                intermediate_size=config.intermediate_size,
+                hidden_act=config.hidden_act,
+                hidden_dropout=config.hidden_dropout,
+                attention_dropout=config.attention_dropout,
+                layer_norm_eps=config.layer_norm_eps,
+                initializer_range=config.initializer_range,
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(config.num_layers)
+        ]
+        pooler = BertPooler(
+            config.hidden_size, initializer_range=config.initializer_range, dtype=dtype, name="pooler"
+        )
+
+        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
+        x = embeddings(inputs["token_ids"], inputs["segment_ids"])
+        for block in blocks:
+            x = block(x, padding_mask=inputs["padding_mask"])
+        outputs = {"sequence_output": x, "pooled_output": pooler(x)}
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        self.config = config
+        self.embeddings = embeddings
+        self.transformer_layers = blocks
+        self.pooler = pooler
+
+    @property
+    def token_embedding(self):
+        return self.embeddings.token_embedding
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class _Task(keras.Model):
+    """A task model: an encoder plus one head. Subclasses set `task`."""
+
+    task = None
+
+    def get_config(self):
+        return {
+            "encoder": keras.layers.serialize(self.encoder),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.layers.deserialize(config["encoder"])
+        return cls(**config)
+
+
+@_serializable
+class BertPretrainer(_Task):
+    """BERT pre-training model: masked LM + next-sentence prediction.
+
+    Args:
+        encoder: a `BertEncoder`.
+
+    Inputs: the encoder inputs plus `mask_positions` (int32 `[batch, num_predictions]`,
+    positions whose token was masked; pad unused slots with 0 and give them zero
+    sample weight in the loss).
+
+    Outputs: dict with `mlm` logits `[batch, num_predictions, vocab_size]` and `nsp`
+    logits `[batch, 2]` (class 0 = B follows A, as in Google's BERT).
+    """
+
+    task = "pretrain"
+
+    def __init__(self, encoder, **kwargs):
+        inputs = dict(encoder.input)
+        inputs["mask_positions"] = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
+        features = encoder({name: inputs[name] for name in INPUT_NAMES})
+        cfg = encoder.config
+        mlm_head = MaskedLMHead(
+            encoder.token_embedding,
+            hidden_act=cfg.hidden_act,
+            layer_norm_eps=cfg.layer_norm_eps,
+            initializer_range=cfg.initializer_range,
+            dtype=encoder.dtype_policy,
+            name="mlm_head",
+        )
+        nsp_head = ClassificationHead(
+            2, dropout=0.0, initializer_range=cfg.initializer_range,
+            dtype=encoder.dtype_policy, name="nsp_head",
+        )
+        outputs = {
+            "mlm": mlm_head(features["sequence_output"], inputs["mask_positions"]),
+            "nsp": nsp_head(features["pooled_output"]),
+        }
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.encoder = encoder
+        self.mlm_head = mlm_head
+        self.nsp_head = nsp_head
+
+
+@_serializable
+class BertClassifier(_Task):
+    """Sequence (or sentence-pair) classification, or regression with one output.
+
+    Args:
+        encoder: a `BertEncoder`.
+        num_classes: number of labels; 1 makes it a regressor.
+        dropout: dropout on the pooled output (BERT uses the hidden dropout, 0.1).
+
+    Outputs: float32 logits `[batch, num_classes]`.
+
+    Examples:
+    ```python
+    model = kbert.BertClassifier(encoder, num_classes=2)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(train_ds, validation_data=dev_ds, epochs=3)
+    ```
+    """
+
+    task = "classify"
+
+    def __init__(self, encoder, num_classes, dropout=0.1, **kwargs):
+        inputs = dict(encoder.input)
+        head = ClassificationHead(
+            num_classes, dropout=dropout, initializer_range=encoder.config.initializer_range,
+            dtype=encoder.dtype_policy, name="classifier",
+        )
+        outputs = head(encoder(inputs)["pooled_output"])
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.encoder = encoder
+        self.head = head
+        self.num_classes = num_classes
+        self.dropout = dropout
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout}
+
+
+@_serializable
+class BertTagger(_Task):
+    """Token classification (NER, POS): one label per WordPiece token.
+
+    Args:
+        encoder: a `BertEncoder`.
+        num_labels: number of tags.
+        dropout: dropout on the sequence output.
+
+    Outputs: float32 logits `[batch, seq_len, num_labels]`.
+    """
+
+    task = "ner"
+
+    def __init__(self, encoder, num_labels, dropout=0.1, **kwargs):
+        inputs = dict(encoder.input)
+        head = ClassificationHead(
+            num_labels, dropout=dropout, initializer_range=encoder.config.initializer_range,
+            dtype=encoder.dtype_policy, name="tagger",
+        )
+        outputs = head(encoder(inputs)["sequence_output"])
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.encoder = encoder
+        self.head = head
+        self.num_labels = num_labels
+        self.dropout = dropout
+
+    def get_config(self):
+        return {**super().get_config(), "num_labels": self.num_labels, "dropout": self.dropout}
+
+
+@_serializable
+class BertQuestionAnswerer(_Task):
+    """Extractive QA: start and end logits of the answer span over the tokens.
+
+    Args:
+        encoder: a `BertEncoder`.
+
+    Outputs: dict with `start_logits` and `end_logits`, float32 `[batch, seq_len]`.
+    """
+
+    task = "qa"
+
+    def __init__(self, encoder, **kwargs):
+        inputs = dict(encoder.input)
+        head = SpanHead(
+            initializer_range=encoder.config.initializer_range,
+            dtype=encoder.dtype_policy, name="qa_head",
+        )
+        start, end = head(encoder(inputs)["sequence_output"])
+        outputs = {"start_logits": start, "end_logits": end}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.encoder = encoder
+        self.head = head
+
+
+TASK_MODELS = {
+    "encoder": BertEncoder,
+    "pretrain": BertPretrainer,
+    "classify": BertClassifier,
+    "ner": BertTagger,
+    "qa": BertQuestionAnswerer,
+}
+
+
+def task_of(model):
+    """The model-dir task name of a kbert model instance."""
+    for task, cls in TASK_MODELS.items():
+        if type(model) is cls:
+            return task
+    raise TypeError(f"not a kbert model: {type(model).__name__}")
