@@ -129,18 +129,21 @@ class BertPretrainer(_Task):
 
     Args:
         encoder: a `BertEncoder`.
+        next_sentence: include the NSP head (BERT); `False` gives an MLM-only
+            model (RoBERTa-style training, HF `BertForMaskedLM`).
 
     Inputs: the encoder inputs plus `mask_positions` (int32 `[batch, num_predictions]`,
     positions whose token was masked; pad unused slots with 0 and give them zero
     sample weight in the loss).
 
-    Outputs: dict with `mlm` logits `[batch, num_predictions, vocab_size]` and `nsp`
-    logits `[batch, 2]` (class 0 = B follows A, as in Google's BERT).
+    Outputs: dict with `mlm` logits `[batch, num_predictions, vocab_size]` and, with
+    `next_sentence`, `nsp` logits `[batch, 2]` (class 0 = B follows A, as in
+    Google's BERT).
     """
 
     task = "pretrain"
 
-    def __init__(self, encoder, **kwargs):
+    def __init__(self, encoder, next_sentence=True, **kwargs):
         inputs = dict(encoder.input)
         inputs["mask_positions"] = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
         features = encoder({name: inputs[name] for name in INPUT_NAMES})
@@ -153,18 +156,22 @@ class BertPretrainer(_Task):
             dtype=encoder.dtype_policy,
             name="mlm_head",
         )
-        nsp_head = ClassificationHead(
-            2, dropout=0.0, initializer_range=cfg.initializer_range,
-            dtype=encoder.dtype_policy, name="nsp_head",
-        )
-        outputs = {
-            "mlm": mlm_head(features["sequence_output"], inputs["mask_positions"]),
-            "nsp": nsp_head(features["pooled_output"]),
-        }
+        outputs = {"mlm": mlm_head(features["sequence_output"], inputs["mask_positions"])}
+        nsp_head = None
+        if next_sentence:
+            nsp_head = ClassificationHead(
+                2, dropout=0.0, initializer_range=cfg.initializer_range,
+                dtype=encoder.dtype_policy, name="nsp_head",
+            )
+            outputs["nsp"] = nsp_head(features["pooled_output"])
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.encoder = encoder
         self.mlm_head = mlm_head
         self.nsp_head = nsp_head
+        self.next_sentence = next_sentence
+
+    def get_config(self):
+        return {**super().get_config(), "next_sentence": self.next_sentence}
 
 
 @_serializable

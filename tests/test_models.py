@@ -71,6 +71,8 @@ def test_task_output_shapes(encoder, tiny_config):
     assert qa["start_logits"].shape == qa["end_logits"].shape == (3, 10)
     pt = predict(BertPretrainer(encoder), dict(x, mask_positions=np.zeros((3, 4), "int32")))
     assert pt["mlm"].shape == (3, 4, tiny_config.vocab_size) and pt["nsp"].shape == (3, 2)
+    mlm_only = BertPretrainer(encoder, next_sentence=False)
+    assert set(predict(mlm_only, dict(x, mask_positions=np.zeros((3, 4), "int32")))) == {"mlm"}
 
 
 def test_pretrainer_shares_encoder_embedding(encoder):
