@@ -1,0 +1,555 @@
+"""WordPiece vocabularies and an in-graph BERT tokenizer.
+
+`BertTokenizer` turns raw strings into BERT inputs (`token_ids`, `segment_ids`,
+`padding_mask`) with TensorFlow ops only, so the same object works eagerly, inside
+`tf.data.Dataset.map` and inside a `tf.function` exported to a SavedModel that needs
+nothing but `tensorflow` and `tensorflow_text` to serve. That is why we wrap
+tf-text's `FastBertTokenizer` ourselves instead of using a Python tokenizer (Hugging
+Face `tokenizers` cannot run in the graph or be exported) or keras-hub's
+`BertTokenizer` (whose text handling differs from the reference in the ways below):
+
+* Text cleaning and case folding match Hugging Face's `BertTokenizer` (the
+  reference most checkpoints were trained with) rather than tf-text's own
+  `lower_case_nfd_strip_accents` path. tf-text lowercases with NFKC case folding,
+  which rewrites `²`, `½`, `…`, `ß`, `ﬁ`, full-width forms and more, so it
+  disagrees with HF on such text. We drop control/format characters, lowercase,
+  NFD-decompose and strip accents with plain string ops and give the wordpiece op
+  only the already-normalized text.
+* Words of more than 100 characters become `[UNK]` as in HF (the op itself limits
+  words by bytes, which differs for non-ASCII words).
+* `pack` truncates sentence pairs longest-first, exactly like BERT's
+  `_truncate_seq_pair`, then adds `[CLS]`/`[SEP]` and pads.
+
+`learn_vocab` learns a vocabulary from text files with keras-hub's
+`compute_word_piece_vocabulary`, fed with text normalized the same way, so the
+learned vocabulary fits the tokenizer that will use it.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from kbert.errors import DataError, KbertError
+from kbert.io import atomic_file, iter_text_lines
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+# Hugging Face's WordPiece `max_input_chars_per_word`.
+MAX_CHARS_PER_WORD = 100
+_SUFFIX = "##"
+
+
+def load_vocab(path):
+    """Read a WordPiece vocabulary: one token per line, id = line number - 1.
+
+    This is the `vocab.txt` format of Google's BERT and Hugging Face.
+
+    Args:
+        path: str or path-like. The vocabulary file.
+
+    Returns:
+        The tokens, in file order.
+
+    Raises:
+        DataError: the file is missing, empty, binary or not UTF-8, a line is
+            empty, a token appears twice, or a special token is missing.
+    """
+    path = os.fspath(path)
+    tokens = [line for _, line in iter_text_lines(path)]
+    _check_vocab(tokens, lambda i: f"{path}:{i + 1}", path, DataError)
+    return tokens
+
+
+def _check_vocab(tokens, where, name, error):
+    seen = {}
+    for i, token in enumerate(tokens):
+        if not token:
+            raise error(f"{where(i)}: empty token")
+        if token in seen:
+            raise error(
+                f"{where(i)}: duplicate token {token!r} (first at {where(seen[token])})"
+            )
+        seen[token] = i
+    for token in SPECIAL_TOKENS:
+        if token not in seen:
+            raise error(f"{name}: missing special token {token}")
+
+
+def clean_text(text):
+    """Hugging Face `BertTokenizer` text cleaning, elementwise on a string tensor.
+
+    Invalid UTF-8 is first replaced by U+FFFD, so no input can fail the graph.
+    Then tab, newline and carriage return become spaces, and NUL, U+FFFD and every
+    other control, format, private-use or surrogate character (Unicode categories
+    Cc, Cf, Co, Cs) is dropped, as HF does. Other whitespace is kept: the wordpiece
+    op splits on it just as HF does.
+    """
+    text = tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    text = tf.strings.regex_replace(text, r"[\t\n\r]", " ")
+    # RE2's \p{C} has no Cn, so unassigned code points are kept, like in HF.
+    return tf.strings.regex_replace(text, r"[\x{FFFD}\p{C}]", "")
+
+
+def normalize_text(text, lowercase=True, strip_accents=None):
+    """`clean_text`, then HF's accent stripping and lowercasing (in that order).
+
+    Args:
+        text: string tensor of any shape.
+        lowercase: bool. Lowercase the text.
+        strip_accents: bool. NFD-decompose and drop nonspacing marks (Mn).
+            Defaults to `lowercase`, as in BERT uncased.
+    """
+    if strip_accents is None:
+        strip_accents = lowercase
+    text = clean_text(text)
+    if strip_accents:
+        text = tf_text.normalize_utf8(text, "NFD")
+        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+    if lowercase:
+        # tf.strings.lower turns a word-final capital sigma into "ς"; HF lowercases
+        # character by character and always gives "σ".
+        text = tf.strings.regex_replace(text, "Σ", "σ")
+        text = tf.strings.lower(text, encoding="utf-8")
+    return text
+
+
+def learn_vocab(
+    files,
+    size,
+    lowercase=True,
+    strip_accents=None,
+    reserved_tokens=SPECIAL_TOKENS,
+    out=None,
+    progress=True,
+):
+    """Learn a WordPiece vocabulary from UTF-8 text files.
+
+    Uses keras-hub's `compute_word_piece_vocabulary` (tf-text's BERT vocabulary
+    learner). Text is normalized exactly as `BertTokenizer` will normalize it.
+    Blank lines are skipped.
+
+    Args:
+        files: a path or a list of paths to text files.
+        size: int. Maximum vocabulary size, reserved tokens included. Small
+            corpora give fewer tokens: besides single characters, the learner
+            keeps only pieces seen at least 10 times. A size too small for all
+            characters (and their "##" forms) cuts some, leaving words
+            that become `[UNK]`.
+        lowercase: bool. Lowercase the text (BERT uncased).
+        strip_accents: bool. Strip accents; defaults to `lowercase`.
+        reserved_tokens: tokens placed first, in this order. Must contain all of
+            `SPECIAL_TOKENS`.
+        out: optional path; the vocabulary is written there (one token per
+            line), replacing the file only once it is complete.
+        progress: bool. Show a progress bar over the input bytes.
+
+    Returns:
+        The vocabulary as a list of tokens.
+
+    Examples:
+
+    >>> vocab = learn_vocab(["corpus.txt"], size=8000, out="vocab.txt")
+    >>> tokenizer = BertTokenizer(vocab)
+    """
+    import keras_hub
+    import tqdm
+
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    files = [os.fspath(f) for f in files]
+    reserved_tokens = list(reserved_tokens)
+    missing = [t for t in SPECIAL_TOKENS if t not in reserved_tokens]
+    if missing:
+        raise KbertError(f"reserved_tokens must include {', '.join(missing)}")
+    if len(set(reserved_tokens)) != len(reserved_tokens):
+        raise KbertError("reserved_tokens contains duplicates")
+    if size <= len(reserved_tokens):
+        raise KbertError(
+            f"vocabulary size {size} must be larger than the {len(reserved_tokens)} "
+            "reserved tokens"
+        )
+    if strip_accents is None:
+        strip_accents = lowercase
+    if not files:
+        raise KbertError("no input files given")
+
+    total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+    bar = tqdm.tqdm(
+        total=total, unit="B", unit_scale=True, desc="learn vocab", disable=not progress
+    )
+
+    def read_lines():
+        for path in files:
+            for _, line in iter_text_lines(path):
+                bar.update(len(line.encode("utf-8")) + 1)
+                if line.strip():
+                    yield line
+
+    lines = read_lines()
+    try:
+        # Pull the first line here so that a bad or text-less first file fails
+        # with a plain DataError before TensorFlow gets involved.
+        first = next(lines, None)
+    except DataError:
+        bar.close()
+        raise
+    if first is None:
+        bar.close()
+        raise DataError(f"{', '.join(files)}: no text to learn a vocabulary from")
+    failures = []
+
+    def generate():
+        yield first
+        try:
+            yield from lines
+        except DataError as e:
+            # tf.data re-raises generator exceptions as its own error type;
+            # keep ours to re-raise it with its file:line message.
+            failures.append(e)
+            raise
+
+    data = (
+        tf.data.Dataset.from_generator(
+            generate, output_signature=tf.TensorSpec([], tf.string)
+        )
+        .batch(1024)
+        .map(lambda t: normalize_text(t, lowercase, strip_accents))
+    )
+    try:
+        vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
+            data,
+            size,
+            lowercase=False,
+            strip_accents=False,
+            suffix_indicator=_SUFFIX,
+            reserved_tokens=reserved_tokens,
+        )
+    except Exception:
+        if failures:
+            raise failures[0] from None
+        raise
+    finally:
+        bar.close()
+    if out is not None:
+        with atomic_file(out) as tmp:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("".join(token + "\n" for token in vocab))
+    return vocab
+
+
+class BertTokenizer(tf.Module):
+    """BERT WordPiece tokenizer built from TensorFlow ops only.
+
+    Produces the same ids as Hugging Face's `BertTokenizerFast` with the same
+    vocabulary and `do_lower_case`, except that literal special tokens in the
+    text (e.g. "[MASK]") stay text, as in Google's BERT, and for characters
+    whose Unicode properties differ between HF's and TensorFlow's Unicode
+    versions.
+
+    All methods but `encode` and the id/token converters are pure TF: they work
+    eagerly, in `tf.data.Dataset.map` and in a `tf.function` saved with
+    `tf.saved_model.save` (loading it needs only `import tensorflow_text`).
+
+    Text inputs may be a Python string or list of strings, or a scalar or 1-D
+    `tf.string` tensor. Bytes that are not valid UTF-8 never raise; they are
+    dropped like U+FFFD.
+
+    Args:
+        vocab: a list of tokens or the path of a `vocab.txt` file. Must contain
+            all of `SPECIAL_TOKENS`.
+        lowercase: bool. Lowercase and strip accents, for uncased models.
+        name: optional module name.
+
+    Examples:
+
+    >>> tokenizer = BertTokenizer("vocab.txt")
+    >>> tokenizer.encode("Hello world!")
+    [101, 7592, 2088, 999, 102]
+    >>> tokenizer(["Hello world!"], ["How are you?"], seq_len=16)["token_ids"]
+    >>> ds = tf.data.Dataset.from_tensor_slices(texts).batch(32)
+    >>> ds = ds.map(lambda t: tokenizer(t, seq_len=128))
+    """
+
+    def __init__(self, vocab, lowercase=True, name=None):
+        super().__init__(name=name)
+        if isinstance(vocab, (str, os.PathLike)):
+            tokens = load_vocab(vocab)
+        else:
+            tokens = [str(t) for t in vocab]
+            _check_vocab(tokens, lambda i: f"vocab[{i}]", "vocab", KbertError)
+        # Kept out of tf.Module's attribute tracking, which would wrap the list.
+        self._tokens = self._no_dependency(tuple(tokens))
+        self._ids = self._no_dependency({t: i for i, t in enumerate(tokens)})
+        self.lowercase = bool(lowercase)
+        self.vocab_size = len(tokens)
+        self.pad_id = self._ids["[PAD]"]
+        self.unk_id = self._ids["[UNK]"]
+        self.cls_id = self._ids["[CLS]"]
+        self.sep_id = self._ids["[SEP]"]
+        self.mask_id = self._ids["[MASK]"]
+        self._wordpiece = tf_text.FastBertTokenizer(
+            vocab=tokens,
+            suffix_indicator=_SUFFIX,
+            # Long enough for any word of MAX_CHARS_PER_WORD characters; the
+            # character limit itself is applied in _limit_word_length.
+            max_bytes_per_word=4 * MAX_CHARS_PER_WORD,
+            token_out_type=tf.int64,
+            unknown_token="[UNK]",
+            # Our normalize_text already did HF's lowercasing and accent stripping.
+            lower_case_nfd_strip_accents=False,
+            support_detokenization=True,
+        )
+        starts = [not t.startswith(_SUFFIX) for t in tokens]
+        chars = [len(t) - (0 if s else len(_SUFFIX)) for t, s in zip(tokens, starts)]
+        self._is_word_start = tf.constant(starts, tf.bool)
+        self._token_chars = tf.constant(chars, tf.int64)
+
+    @property
+    def vocab(self):
+        """The tokens, indexed by id."""
+        return list(self._tokens)
+
+    def clean(self, text):
+        """HF `BertTokenizer` text cleaning (see `clean_text`), in the graph."""
+        return clean_text(self._as_strings(text))
+
+    def tokenize(self, text):
+        """Split text into wordpiece ids.
+
+        Args:
+            text: a string or 1-D batch of strings.
+
+        Returns:
+            int64 ids: a `tf.RaggedTensor` of shape `[batch, (tokens)]` for a
+            batch, a 1-D `tf.Tensor` for a single string. No special tokens.
+        """
+        text = self._as_strings(text)
+        if text.shape.rank == 0:
+            return self._tokenize_batch(text[tf.newaxis])[0]
+        return self._tokenize_batch(text)
+
+    # The batch functions are compiled once: run eagerly, their many small
+    # (mostly ragged) ops cost 10-50x more than the work itself.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+    def _tokenize_batch(self, text):
+        ids = self._wordpiece.tokenize(normalize_text(text, self.lowercase))
+        return self._limit_word_length(ids)[0]
+
+    def tokenize_with_offsets(self, text):
+        """Like `tokenize`, also returning where each token came from.
+
+        Offsets are byte positions in the original input string, exact also
+        where cleaning and normalization changed the text: `text[begin:end]`
+        is what the token came from, e.g. the bytes of "Café" for `cafe`. When
+        one character gives several tokens ("Ǆ" gives `d`, `##z`), each gets
+        that character's range. Dropped characters (controls, U+FFFD, invalid
+        bytes, stripped accents) are part of no token unless they sit inside
+        one. The offsets match Hugging Face's `offset_mapping` (there in
+        characters, here in bytes).
+
+        Text is normalized one character at a time here, to keep track of
+        positions. That gives the same ids as `tokenize` except in one case no
+        real text has: a few rare-script spacing marks with a combining class
+        (e.g. U+1D165) next to other marks, which NFD would reorder.
+
+        Returns:
+            A tuple `(ids, begin, end)` of int64 tensors shaped like `tokenize`'s
+            result.
+        """
+        text = self._as_strings(text)
+        if text.shape.rank == 0:
+            ids, begin, end = self._tokenize_with_offsets_batch(text[tf.newaxis])
+            return ids[0], begin[0], end[0]
+        return self._tokenize_with_offsets_batch(text)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+    def _tokenize_with_offsets_batch(self, text):
+        chars, char_begin = tf.strings.unicode_split_with_offsets(
+            text, "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        # Byte ranges of each character in the input: up to the next character,
+        # or the end of the string (invalid bytes need not be 3 bytes long).
+        char_begin_flat = tf.cast(char_begin.flat_values, tf.int64)
+        next_begin = tf.concat([char_begin_flat[1:], [0]], axis=0)
+        nonempty = char_begin.row_lengths() > 0
+        char_end_flat = tf.tensor_scatter_nd_update(
+            next_begin,
+            tf.boolean_mask(char_begin.row_limits() - 1, nonempty)[:, tf.newaxis],
+            tf.boolean_mask(tf.cast(tf.strings.length(text), tf.int64), nonempty),
+        )
+
+        pieces = normalize_text(chars.flat_values, self.lowercase)
+        normalized = tf.strings.reduce_join(chars.with_flat_values(pieces), axis=-1)
+        ids, begin, end = self._wordpiece.tokenize_with_offsets(normalized)
+        ids, begin, end = self._limit_word_length(ids, begin, end)
+
+        # Cumulative end of each character's normalized piece, counted across
+        # the whole batch so that one sorted search serves every row.
+        piece_end = tf.cumsum(tf.cast(tf.strings.length(pieces, "BYTE"), tf.int64))
+        row_start = tf.concat([[0], piece_end], axis=0)
+        row_start = tf.gather(row_start, chars.row_splits[:-1])
+        token_row_start = tf.gather(row_start, ids.value_rowids())
+        first_char = tf.searchsorted(
+            piece_end, begin.flat_values + token_row_start, side="right"
+        )
+        last_char = tf.searchsorted(
+            piece_end, end.flat_values + token_row_start, side="left"
+        )
+        begin = ids.with_flat_values(tf.gather(char_begin_flat, first_char))
+        end = ids.with_flat_values(tf.gather(char_end_flat, last_char))
+        return ids, begin, end
+
+    def _limit_word_length(self, ids, begin=None, end=None):
+        # HF replaces a word of more than MAX_CHARS_PER_WORD characters by one
+        # [UNK]. A word is a token not starting with "##" plus the "##" tokens
+        # after it, and its length is the sum of its pieces' lengths (a word the
+        # op could not split is a single [UNK] already).
+        flat = ids.flat_values
+        start = tf.gather(self._is_word_start, flat)
+        word = tf.cumsum(tf.cast(start, tf.int64)) - 1
+        chars = tf.math.segment_sum(tf.gather(self._token_chars, flat), word)
+        too_long = tf.gather(chars > MAX_CHARS_PER_WORD, word)
+        keep = ids.with_flat_values(start | ~too_long)
+        unk = start & too_long
+        flat = tf.where(unk, tf.constant(self.unk_id, tf.int64), flat)
+        ids = tf.ragged.boolean_mask(ids.with_flat_values(flat), keep)
+        if begin is None:
+            return ids, None, None
+        # The [UNK] spans the whole word.
+        word_end = tf.gather(tf.math.segment_max(end.flat_values, word), word)
+        end = end.with_flat_values(tf.where(unk, word_end, end.flat_values))
+        return ids, tf.ragged.boolean_mask(begin, keep), tf.ragged.boolean_mask(end, keep)
+
+    def pack(self, segments, seq_len):
+        """Build fixed-length BERT inputs from one or two tokenized segments.
+
+        Gives `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`, truncating the longer
+        segment first (the second one on ties) like BERT's `_truncate_seq_pair`,
+        then padding with `[PAD]`.
+
+        Args:
+            segments: a list of one or two ragged id tensors `[batch, (tokens)]`.
+            seq_len: int. Length of the outputs, at least `len(segments) + 2`.
+
+        Returns:
+            A dict of int32 tensors `[batch, seq_len]`: `token_ids`,
+            `segment_ids` (0 for `[CLS]`, A and its `[SEP]`; 1 for B and its
+            `[SEP]`) and `padding_mask` (1 for real tokens, 0 for padding).
+        """
+        if isinstance(segments, (tf.Tensor, tf.RaggedTensor)):
+            segments = [segments]
+        segments = list(segments)
+        if len(segments) not in (1, 2):
+            raise KbertError(f"pack takes 1 or 2 segments, got {len(segments)}")
+        seq_len = int(seq_len)
+        if seq_len < len(segments) + 2:
+            raise KbertError(
+                f"seq_len {seq_len} is too small for {len(segments)} segment(s): "
+                f"need at least {len(segments) + 2}"
+            )
+        segments = [self._as_ragged_ids(s) for s in segments]
+        # seq_len goes in as a tensor so that one compiled graph serves all lengths.
+        inputs = self._pack_batch(segments, tf.constant(seq_len, tf.int32))
+        return {k: tf.ensure_shape(v, [None, seq_len]) for k, v in inputs.items()}
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def _pack_batch(self, segments, seq_len):
+        # Round-robin allotment of the budget is what _truncate_seq_pair's
+        # "pop from the longer" loop ends up with.
+        budget = seq_len - len(segments) - 1
+        segments = tf_text.RoundRobinTrimmer(budget).trim(segments)
+        ids, segment_ids = tf_text.combine_segments(segments, self.cls_id, self.sep_id)
+        ids, mask = tf_text.pad_model_inputs(ids, seq_len, pad_value=self.pad_id)
+        segment_ids, _ = tf_text.pad_model_inputs(segment_ids, seq_len)
+        return {
+            "token_ids": tf.cast(ids, tf.int32),
+            "segment_ids": tf.cast(segment_ids, tf.int32),
+            "padding_mask": tf.cast(mask, tf.int32),
+        }
+
+    def __call__(self, text, text_pair=None, seq_len=128):
+        """Tokenize and `pack` text (and an optional second text) in one step.
+
+        Args:
+            text: a string or 1-D batch of strings.
+            text_pair: optional second segment, shaped like `text`.
+            seq_len: int. Output length.
+
+        Returns:
+            The `pack` dict; each tensor is `[seq_len]` for a single string and
+            `[batch, seq_len]` for a batch.
+        """
+        text = self._as_strings(text)
+        single = text.shape.rank == 0
+        segments = [self.tokenize(text[tf.newaxis] if single else text)]
+        if text_pair is not None:
+            text_pair = self._as_strings(text_pair)
+            if text_pair.shape.rank != text.shape.rank:
+                raise KbertError("text and text_pair must both be single strings or batches")
+            segments.append(self.tokenize(text_pair[tf.newaxis] if single else text_pair))
+        inputs = self.pack(segments, seq_len)
+        if single:
+            inputs = {k: v[0] for k, v in inputs.items()}
+        return inputs
+
+    def detokenize(self, ids):
+        """Join wordpiece ids back into space-separated words (lossy).
+
+        Case, accents and the spacing around punctuation are not restored.
+
+        Args:
+            ids: int ids, `[batch, (tokens)]` or `[tokens]` (tensors or lists).
+
+        Returns:
+            A `[batch]` string tensor, or a scalar one for `[tokens]`.
+        """
+        if isinstance(ids, (list, tuple)):
+            ids = tf.ragged.constant(ids, tf.int64)
+        return self._wordpiece.detokenize(ids)
+
+    def encode(self, text, text_pair=None):
+        """Ids of `[CLS] text [SEP]` (or with `text_pair [SEP]`), as a list.
+
+        No truncation or padding; for debugging and tests.
+        """
+        ids = [self.cls_id] + self._ids_of(text) + [self.sep_id]
+        if text_pair is not None:
+            ids += self._ids_of(text_pair) + [self.sep_id]
+        return ids
+
+    def id_to_token(self, token_id):
+        """The token string of one id."""
+        token_id = int(token_id)
+        if not 0 <= token_id < self.vocab_size:
+            raise KbertError(f"token id {token_id} out of range [0, {self.vocab_size})")
+        return self._tokens[token_id]
+
+    def convert_ids_to_tokens(self, ids):
+        """Token strings of a list (or 1-D array) of ids."""
+        return [self.id_to_token(i) for i in np.asarray(ids).reshape(-1)]
+
+    def _ids_of(self, text):
+        if not isinstance(text, str):
+            raise KbertError(f"encode takes a str, got {type(text).__name__}")
+        return self.tokenize(text).numpy().tolist()
+
+    def _as_strings(self, text):
+        text = tf.convert_to_tensor(text, tf.string)
+        if text.shape.rank not in (0, 1):
+            raise KbertError(
+                f"text must be a string or a 1-D batch of strings, got shape {text.shape}"
+            )
+        return text
+
+    @staticmethod
+    def _as_ragged_ids(ids):
+        if isinstance(ids, tf.RaggedTensor):
+            return tf.cast(ids, tf.int64)
+        ids = tf.convert_to_tensor(ids)
+        if ids.shape.rank != 2:
+            raise KbertError(f"segments must be [batch, (tokens)], got shape {ids.shape}")
+        return tf.RaggedTensor.from_tensor(tf.cast(ids, tf.int64))
