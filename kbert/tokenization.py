@@ -177,7 +177,10 @@ def learn_vocab(
     if not files:
         raise KbertError("no input files given")
 
-    total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+    for path in files:  # a bad file fails here, before any progress output
+        for _ in iter_text_lines(path):
+            pass
+    total = sum(os.path.getsize(f) for f in files)
     bar = tqdm.tqdm(
         total=total, unit="B", unit_scale=True, desc="learn vocab", disable=not progress
     )
