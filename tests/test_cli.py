@@ -67,20 +67,52 @@ def test_vocab_bad_input_one_line_exit_2_no_output(tmp_path, content, message):
     assert not out.exists()
 
 
-def test_console_script_error_is_one_line(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+@pytest.mark.parametrize("content", [None, b"fine\n\xff\xfe\n"])
+def test_console_script_error_is_exactly_one_line(tmp_path, content):
+    corpus = tmp_path / "corpus.txt"
+    if content is not None:
+        corpus.write_bytes(content)
     proc = subprocess.run(
-        [sys.executable, "-m", "kbert.cli", "vocab", "--corpus", str(tmp_path / "missing.txt"),
+        [sys.executable, "-m", "kbert.cli", "vocab", "--corpus", str(corpus),
          "--size", "50", "--out", str(tmp_path / "v.txt")],
-        capture_output=True, text=True, env=env,
+        capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("Error:")
-    assert "Traceback" not in proc.stderr
-    assert "missing.txt: file not found" in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    expected = "corpus.txt: file not found" if content is None else "corpus.txt:2: not valid UTF-8"
+    assert lines[0].startswith("Error: ") and expected in lines[0]
+    assert proc.stdout == "" and not (tmp_path / "v.txt").exists()
 
 
 def test_usage_error_exit_2():
     result = run("vocab", "--size", "50")
     assert result.exit_code == 2 and "--corpus" in result.output
 
+
+def test_import_and_export_hf_commands(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from kbert.tokenization import SPECIAL_TOKENS
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=40, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=16, max_position_embeddings=32, num_labels=2)
+    source = tmp_path / "hf"
+    transformers.BertForSequenceClassification(config).save_pretrained(source)
+    (source / "vocab.txt").write_text("".join(t + "\n" for t in list(SPECIAL_TOKENS) + [f"t{i}" for i in range(35)]))
+    result = run("import", "--from", "hf", str(source), "--out", str(tmp_path / "kb"), "--seq-len", "16")
+    assert result.exit_code == 0, result.output
+    assert "imported classify model" in result.output
+    result = run("export-hf", str(tmp_path / "kb"), "--out", str(tmp_path / "back"))
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path / "back")) == ["config.json", "model.safetensors", "tokenizer_config.json",
+                                                      "vocab.txt"]
+    # vocab/embedding mismatch: one line, exit 2, nothing written
+    (source / "vocab.txt").write_text("".join(t + "\n" for t in SPECIAL_TOKENS))
+    result = run("import", "--from", "hf", str(source), "--out", str(tmp_path / "bad"))
+    assert result.exit_code == 2
+    assert "vocab.txt: 5 tokens but the embedding matrix has 40 rows" in result.output
+    assert not (tmp_path / "bad").exists()
+    result = run("import", "--from", "google", str(tmp_path / "nowhere"), "--out", str(tmp_path / "bad"))
+    assert result.exit_code == 2 and "directory not found" in result.output
