@@ -313,16 +313,20 @@ def real_sentences(n=64):
     return [lines[i * step] for i in range(n)]
 
 
+def real_inputs(directory, sentences, max_length):
+    hf_tokenizer = transformers.BertTokenizerFast.from_pretrained(directory)
+    enc = hf_tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    return {"token_ids": enc["input_ids"].astype("int32"), "segment_ids": enc["token_type_ids"].astype("int32"),
+            "padding_mask": enc["attention_mask"].astype("int32")}
+
+
 def test_minilm_import_matches_transformers(tmp_path):
     directory = minilm_dir()
     sentences = real_sentences()
     info = import_checkpoint(directory, tmp_path / "minilm", "hf")
     assert info.task == "encoder" and info.lowercase and info.config.num_layers == 6
     model = load_model(info.path)
-    hf_tokenizer = transformers.BertTokenizerFast.from_pretrained(directory)
-    enc = hf_tokenizer(sentences, padding=True, truncation=True, max_length=128, return_tensors="np")
-    x = {"token_ids": enc["input_ids"].astype("int32"), "segment_ids": enc["token_type_ids"].astype("int32"),
-         "padding_mask": enc["attention_mask"].astype("int32")}
+    x = real_inputs(directory, sentences, max_length=128)
     lengths = x["padding_mask"].sum(1)
     assert lengths.min() < 16 and lengths.max() == 128
     diffs = compare(model, transformers.BertModel.from_pretrained(directory).eval(), x)
@@ -341,6 +345,6 @@ def test_minilm_with_random_heads_matches_transformers(tmp_path, architecture):
                 param.normal_(0.0, 0.2)
     hf_dir = save_hf(hf_model, tmp_path / "hf", [l.rstrip("\n") for l in open(os.path.join(directory, "vocab.txt"))])
     model, _ = load_hf(hf_dir)
-    x = inputs(batch=8, seq_len=32, vocab=30522)
+    x = real_inputs(directory, real_sentences(16), max_length=64)
     diffs = compare(model, hf_model, x)
     print(f"{architecture}: {diffs}")
