@@ -17,6 +17,12 @@ from kbert.errors import DataError
 _SNIFF_BYTES = 8192
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_text_file(path):
     """Raise `DataError` unless `path` is a non-empty, non-binary, readable file."""
     path = os.fspath(path)
@@ -85,6 +91,7 @@ def atomic_file(path):
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
     try:
         yield tmp
         os.replace(tmp, path)
@@ -108,6 +115,7 @@ def atomic_dir(path, overwrite=True):
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a normal dir's mode
     try:
         yield tmp
         if os.path.isdir(path):

@@ -65,3 +65,14 @@ def test_atomic_dir_replaces_only_when_complete(tmp_path):
         open(os.path.join(tmp, "b"), "w").write("v3")
     assert sorted(os.listdir(target)) == ["b"]
     assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    with atomic_dir(tmp_path / "d") as tmp:
+        pass
+    with atomic_file(tmp_path / "f") as tmp:
+        open(tmp, "w").write("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(tmp_path / "d").st_mode & 0o777 == 0o777 & ~mask
+    assert os.stat(tmp_path / "f").st_mode & 0o777 == 0o666 & ~mask
