@@ -78,7 +78,8 @@ class BertEmbeddings(keras.layers.Layer):
 
     def call(self, token_ids, segment_ids, training=None):
         seq_len = ops.shape(token_ids)[1]
-        positions = ops.slice(self.position_embeddings, (0, 0), (seq_len, self.hidden_size))
+        table = ops.convert_to_tensor(self.position_embeddings)
+        positions = ops.slice(table, (0, 0), (seq_len, self.hidden_size))
         positions = ops.cast(positions, self.compute_dtype)
         x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids)
         x = x + ops.expand_dims(positions, 0)
