@@ -47,11 +47,14 @@ class _Model(keras.Model):
         # The reduction's mean over axis 0 of [1]-shaped values is the mean over workers.
         return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}
 
-    def train_step(self, data):
-        return self._rank1_logs(super().train_step(data))
+    # Other backends' steps take and return more (JAX: state); leave them alone.
+    def train_step(self, *args, **kwargs):
+        logs = super().train_step(*args, **kwargs)
+        return self._rank1_logs(logs) if keras.backend.backend() == "tensorflow" else logs
 
-    def test_step(self, data):
-        return self._rank1_logs(super().test_step(data))
+    def test_step(self, *args, **kwargs):
+        logs = super().test_step(*args, **kwargs)
+        return self._rank1_logs(logs) if keras.backend.backend() == "tensorflow" else logs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' TF trainer builds metrics from the first batch after reducing it
