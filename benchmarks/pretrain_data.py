@@ -4,8 +4,11 @@ Each measurement runs in its own subprocess, so its peak RSS (`ru_maxrss` of
 that child, from `os.wait4`) is its own:
 
 * baseline: import TensorFlow and build the tokenizer, nothing else;
-* write: `write_tfrecords` on the small corpus and on the full one. Streaming
-  means the peak RSS of the two is about the same, however large the corpus;
+* write: `write_tfrecords` on the small corpus, the full one and the full one
+  listed twice (`--repeat-full`). Streaming
+  means the peak RSS of the two is about the same, however large the corpus.
+  Besides the process's peak we report the peak during the work alone
+  (VmHWM reset after start-up), since TensorFlow's start-up peak hides it;
 * tfrecord / dynamic: examples per second of `tfrecord_dataset` and of
   `dynamic_dataset`, iterating `--batches` batches after `--warmup` ones.
 
@@ -38,6 +41,25 @@ def default_vocab():
 # --- children ------------------------------------------------------------------------
 
 
+def _proc_status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB -> MiB
+    return float("nan")
+
+
+def _reset_peak_rss():
+    # Linux: writing 5 to clear_refs resets VmHWM, so the peak measured after
+    # it is the work's own, not TensorFlow's start-up peak.
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def child(args):
     """One measurement; prints a JSON line with its results."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -48,7 +70,8 @@ def child(args):
     tokenizer = BertTokenizer(args.vocab)
     tokenizer.tokenize(["warm up"])
     config = PretrainingConfig(seq_len=args.seq_len, max_predictions_per_seq=args.max_predictions)
-    result = {}
+    result = {"setup_rss_mib": _proc_status("VmRSS")}
+    reset = _reset_peak_rss()
     start = time.perf_counter()
     if args.child == "write":
         info = write_tfrecords(
@@ -74,6 +97,7 @@ def child(args):
         result["examples"] = args.batches * args.batch_size
         del it
     result["wall_s"] = time.perf_counter() - start
+    result["work_peak_rss_mib"] = _proc_status("VmHWM") if reset else float("nan")
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -116,11 +140,13 @@ def main():
     parser.add_argument("--full", nargs="+", default=[
         os.path.join(CORPUS, n) for n in ("austen.txt", "wordnet.txt", "news.txt")
     ])
+    parser.add_argument("--repeat-full", type=int, default=2,
+                        help="also write the full corpus listed this many times (1: skip)")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--max-predictions", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--compression", default="GZIP", choices=["GZIP", "none"])
     parser.add_argument("--work", help="folder for the TFRecords (default: a temporary one)")
@@ -147,23 +173,29 @@ def main():
         rows.append((label, corpus_mib, result))
         print(f"done: {label} {json.dumps(result)}", file=sys.stderr, flush=True)
 
-    add("baseline (import TF + tokenizer)", 0.0, run_child("baseline", args))
+    add("baseline (TF + tokenizer only)", 0.0, run_child("baseline", args))
     add("write_tfrecords small", size(args.small), run_child("write", args, args.small, small_out))
     add("write_tfrecords full", size(args.full), run_child("write", args, args.full, full_out))
+    if args.repeat_full > 1:
+        add(f"write_tfrecords full x{args.repeat_full}", args.repeat_full * size(args.full),
+            run_child("write", args, args.full * args.repeat_full, full_out + "-x"))
     add("tfrecord_dataset (full)", size(args.full), run_child("tfrecord", args, out=full_out))
     add("dynamic_dataset (small)", size(args.small), run_child("dynamic", args, args.small))
     add("dynamic_dataset (full)", size(args.full), run_child("dynamic", args, args.full))
 
     print(f"\nvocab {os.path.basename(args.vocab)}, seq_len {args.seq_len}, "
           f"batch {args.batch_size}, compression {args.compression}, {os.cpu_count()} CPUs")
-    header = f"{'run':34} {'corpus MiB':>10} {'peak RSS MiB':>12} {'wall s':>8} {'examples':>9} {'ex/s':>9}"
+    header = (f"{'run':32} {'corpus MiB':>10} {'peak RSS':>9} {'setup RSS':>9} "
+              f"{'work peak':>9} {'wall s':>7} {'examples':>9} {'ex/s':>7}")
     print(header)
     print("-" * len(header))
     for label, corpus, r in rows:
         examples = r.get("examples", 0)
         rate = examples / r["wall_s"] if examples else 0
-        print(f"{label:34} {corpus:10.1f} {r['peak_rss_mib']:12.0f} {r['wall_s']:8.1f} "
-              f"{examples:9d} {rate:9.0f}")
+        print(f"{label:32} {corpus:10.1f} {r['peak_rss_mib']:9.0f} {r['setup_rss_mib']:9.0f} "
+              f"{r['work_peak_rss_mib']:9.0f} {r['wall_s']:7.1f} {examples:9d} {rate:7.0f}")
+    print("RSS in MiB: peak = whole process (wait4 ru_maxrss); setup = after importing TF and "
+          "building the tokenizer; work peak = highest RSS during the measured work.")
     for label, _, r in rows:
         if "bytes_out" in r:
             print(f"{label}: {r['documents']} documents, {r['bytes_out'] / 2**20:.1f} MiB written")

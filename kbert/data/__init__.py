@@ -1,0 +1,41 @@
+"""Data pipelines: pre-training examples from raw text (`kbert.data.pretraining`)."""
+
+from kbert.data.pretraining import (
+    DATA_INFO,
+    MAX_DOCUMENT_SENTENCES,
+    MaskedTokens,
+    PretrainingConfig,
+    create_instances,
+    dynamic_dataset,
+    expand_paths,
+    held_out_split,
+    mask_tokens,
+    mask_tokens_tf,
+    read_data_info,
+    read_documents,
+    special_token_ids,
+    split_sentences,
+    tfrecord_dataset,
+    truncate_pair,
+    write_tfrecords,
+)
+
+__all__ = [
+    "DATA_INFO",
+    "MAX_DOCUMENT_SENTENCES",
+    "MaskedTokens",
+    "PretrainingConfig",
+    "create_instances",
+    "dynamic_dataset",
+    "expand_paths",
+    "held_out_split",
+    "mask_tokens",
+    "mask_tokens_tf",
+    "read_data_info",
+    "read_documents",
+    "special_token_ids",
+    "split_sentences",
+    "tfrecord_dataset",
+    "truncate_pair",
+    "write_tfrecords",
+]
