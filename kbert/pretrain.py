@@ -103,7 +103,7 @@ def pretrain(
         dict with `model` (the Keras model), `metrics` and `model_dir` (the
         `ModelDir`, None on non-chief workers).
     """
-    from kbert.data import PretrainingConfig, dynamic_dataset, tfrecord_dataset
+    from kbert.data import PretrainingConfig, dynamic_dataset, read_data_info, tfrecord_dataset
     from kbert.model_dir import save_model
     from kbert.models import BertEncoder, BertPretrainer
     from kbert.tokenization import BertTokenizer, load_vocab
@@ -116,6 +116,15 @@ def pretrain(
     tokens = load_vocab(vocab) if isinstance(vocab, (str, os.PathLike)) else list(vocab)
     tokenizer = BertTokenizer(tokens, lowercase=lowercase)
     data_config = data_config or PretrainingConfig()
+    if data is not None:
+        # TFRecords fix seq_len and masking when written: their settings rule.
+        info = read_data_info(data)
+        data_config = info["config"]
+        written = info.get("vocab_size")
+        if written is not None and written != len(tokens):
+            raise KbertError(
+                f"{data}: written with a {written}-token vocab, but the vocab given has {len(tokens)} tokens"
+            )
     if isinstance(config, str):
         config = BertConfig.from_json(config) if os.path.isfile(config) else BertConfig.preset(config)
     config = BertConfig(**{**config.to_dict(), "vocab_size": len(tokens)})

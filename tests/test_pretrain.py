@@ -68,6 +68,24 @@ def test_pretrain_writes_model_dir_with_metrics(tmp_path, corpus):
     assert load_model(tmp_path / "model").count_params() == result["model"].count_params()
 
 
+def test_pretrain_from_tfrecords_uses_their_settings(tmp_path, corpus):
+    from kbert.data import write_tfrecords
+    from kbert.tokenization import BertTokenizer
+
+    path, vocab = corpus
+    data = tmp_path / "data"
+    write_tfrecords([path], BertTokenizer(vocab), data, PretrainingConfig(seq_len=24, max_predictions_per_seq=4),
+                    num_shards=2, progress=False)
+    # The CLI default seq_len (128) would not fit TINY; the data's 24 does.
+    pretrain(tmp_path / "model", vocab=vocab, data=str(data), config=TINY, batch_size=4, steps=2,
+             holdout=0.0, progress=False)
+    assert read_model_dir(tmp_path / "model").seq_len == 24
+    other = tmp_path / "vocab2.txt"
+    other.write_text(open(vocab).read() + "extra\n")
+    with pytest.raises(KbertError, match="written with a .*-token vocab"):
+        pretrain(tmp_path / "m2", vocab=str(other), data=str(data), config=TINY, steps=2, progress=False)
+
+
 def test_pretrain_rejects_sequence_longer_than_model(tmp_path, corpus):
     path, vocab = corpus
     with pytest.raises(KbertError, match="seq_len: 128 is longer than the model allows"):
