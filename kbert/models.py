@@ -229,6 +229,17 @@ class BertPretrainer(_Task):
         return {**super().get_config(), "next_sentence": self.next_sentence}
 
 
+def _dense_head(encoder, features, num_outputs, dropout, name):
+    """Encoder inputs, a `ClassificationHead` and its logits on `features`
+    (`pooled_output` for sequence classification, `sequence_output` for tagging)."""
+    inputs = dict(encoder.input)
+    head = ClassificationHead(
+        num_outputs, dropout=dropout, initializer_range=encoder.config.initializer_range,
+        dtype=encoder.dtype_policy, name=name,
+    )
+    return inputs, head, head(encoder(inputs)[features])
+
+
 @_serializable
 class BertClassifier(_Task):
     """Sequence (or sentence-pair) classification, or regression with one output.
@@ -251,12 +262,7 @@ class BertClassifier(_Task):
     task = "classify"
 
     def __init__(self, encoder, num_classes, dropout=0.1, **kwargs):
-        inputs = dict(encoder.input)
-        head = ClassificationHead(
-            num_classes, dropout=dropout, initializer_range=encoder.config.initializer_range,
-            dtype=encoder.dtype_policy, name="classifier",
-        )
-        outputs = head(encoder(inputs)["pooled_output"])
+        inputs, head, outputs = _dense_head(encoder, "pooled_output", num_classes, dropout, "classifier")
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.encoder = encoder
         self.head = head
@@ -282,12 +288,7 @@ class BertTagger(_Task):
     task = "ner"
 
     def __init__(self, encoder, num_labels, dropout=0.1, **kwargs):
-        inputs = dict(encoder.input)
-        head = ClassificationHead(
-            num_labels, dropout=dropout, initializer_range=encoder.config.initializer_range,
-            dtype=encoder.dtype_policy, name="tagger",
-        )
-        outputs = head(encoder(inputs)["sequence_output"])
+        inputs, head, outputs = _dense_head(encoder, "sequence_output", num_labels, dropout, "tagger")
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.encoder = encoder
         self.head = head
