@@ -103,7 +103,7 @@ def pretrain(
         dict with `model` (the Keras model), `metrics` and `model_dir` (the
         `ModelDir`, None on non-chief workers).
     """
-    from kbert.data import PretrainingConfig, dynamic_dataset, read_data_info, tfrecord_dataset
+    from kbert.data import PretrainingConfig, data_errors, dynamic_dataset, read_data_info, tfrecord_dataset
     from kbert.model_dir import save_model
     from kbert.models import BertEncoder, BertPretrainer
     from kbert.tokenization import BertTokenizer, load_vocab
@@ -211,10 +211,11 @@ def pretrain(
     if chief:
         print(f"TensorBoard logs: {log_dir}")
     start = time.time()
-    history = model.fit(
-        train_ds, epochs=chunks, steps_per_epoch=checkpoint_every,
-        callbacks=callbacks, verbose=1 if progress else 2,
-    )
+    with data_errors():
+        history = model.fit(
+            train_ds, epochs=chunks, steps_per_epoch=checkpoint_every,
+            callbacks=callbacks, verbose=1 if progress else 2, shuffle=False,  # datasets shuffle
+        )
     wall = time.time() - start
     trained_steps = (chunks - first_chunk) * checkpoint_every
 
@@ -229,9 +230,10 @@ def pretrain(
         "train_examples_per_s": round(trained_steps * batch_size / wall, 1) if trained_steps else None,
     }
     if eval_ds is not None:
-        evaluated = model.evaluate(eval_ds, verbose=0, return_dict=True)
+        with data_errors():
+            evaluated = model.evaluate(eval_ds, verbose=0, return_dict=True)
+            token, baseline = _baseline(train_ds, eval_ds)
         results["eval"] = {k: float(v) for k, v in evaluated.items()}
-        token, baseline = _baseline(train_ds, eval_ds)
         results["eval"]["most_frequent_token"] = tokenizer.vocab[token]
         results["eval"]["most_frequent_token_mlm_accuracy"] = baseline
     model_dir = None

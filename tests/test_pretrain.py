@@ -68,6 +68,34 @@ def test_pretrain_writes_model_dir_with_metrics(tmp_path, corpus):
     assert load_model(tmp_path / "model").count_params() == result["model"].count_params()
 
 
+def test_bad_line_deep_in_the_corpus_is_one_line_exit_2(tmp_path, corpus):
+    path, vocab = corpus
+    from kbert import io
+
+    good = open(path, "rb").read()
+    copies = io._SNIFF_BYTES // len(good) + 2  # past what the up-front check reads
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\n".join([good] * copies) + b"\n\nfine\n\xff\xfe broken\n")
+    line = (b"\n".join([good] * copies)).count(b"\n") + 4
+    out = tmp_path / "model"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kbert.cli", "pretrain", "--corpus", str(bad), "--vocab", vocab,
+         "--config", str(_tiny_config(tmp_path)), "--seq-len", "32", "--batch-size", "8",
+         "--steps", "4", "--checkpoint-every", "2", "--holdout", "0", "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {bad}:{line}: not valid UTF-8"), proc.stderr
+    assert not out.exists()
+
+
+def _tiny_config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY.to_dict()), encoding="utf-8")
+    return path
+
+
 def test_pretrain_from_tfrecords_uses_their_settings(tmp_path, corpus):
     from kbert.data import write_tfrecords
     from kbert.tokenization import BertTokenizer

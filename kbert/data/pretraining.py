@@ -20,7 +20,9 @@ Why we write our own instead of running Google's script or using keras-hub's
   segments are drawn. Memory stays flat however large the corpus; the price is
   that "random" documents are drawn from nearby in the stream rather than from
   the whole corpus, and that instances come out in corpus order (mix with the
-  datasets' shuffle buffers, and split big corpora into many files).
+  datasets' shuffle buffers, and split big corpora into many files). Documents
+  of up to `INTERLEAVE_FILES` files are read in turn, so that the window mixes
+  sources the way Google's global shuffle does.
 * Recipe fidelity. Pairing, the "put back" of unused sentences, random
   front/back truncation and whole-word selection that skips words which no
   longer fit follow Google's code. tf-text's `RandomItemSelector` (under
@@ -89,6 +91,8 @@ MAX_DOCUMENT_SENTENCES = 2000
 _TOKENIZE_BATCH = 2048
 
 SPLITS = ("train", "heldout")
+# Files read at the same time (one document from each in turn).
+INTERLEAVE_FILES = 16
 
 
 # --- configuration -----------------------------------------------------------
@@ -354,10 +358,33 @@ def read_documents(paths, split_sentences=False, holdout=0.0, split="train"):
 
 
 def _documents(files, split_sentences, holdout, split, on_bytes=None):
-    for path in files:
-        for document in _file_documents(path, split_sentences, on_bytes):
-            if held_out_split(document, holdout) == split:
-                yield document
+    for document in _interleave(
+        [_file_documents(path, split_sentences, on_bytes) for path in files]
+    ):
+        if held_out_split(document, holdout) == split:
+            yield document
+
+
+def _interleave(streams):
+    """Round-robin over up to `INTERLEAVE_FILES` open streams (like tf.data's
+    `interleave`): one document from each file in turn. Google's script shuffles
+    all documents of all files; reading files one after another instead would
+    fill the negatives window with one source at a time (random-next segments
+    from the same book or the same news feed) and feed the model long runs of
+    one domain."""
+    pending = collections.deque(streams)
+    active = collections.deque()
+    while pending and len(active) < INTERLEAVE_FILES:
+        active.append(pending.popleft())
+    while active:
+        stream = active.popleft()
+        document = next(stream, None)
+        if document is not None:
+            yield document
+            active.append(stream)
+        elif pending:
+            # The next file takes the finished one's turn.
+            active.appendleft(pending.popleft())
 
 
 def _file_documents(path, split_sentences, on_bytes):
@@ -1258,6 +1285,33 @@ def _pad_chunk(instances, seq_len, pad_id):
     return token_ids, segment_ids, padding_mask, labels
 
 
+# Errors raised inside `dynamic_dataset`'s generator, newest last (one per failed
+# pass, so the list stays tiny). TensorFlow reports them as an OpError.
+_STREAM_ERRORS = []
+
+
+@contextlib.contextmanager
+def data_errors():
+    """Re-raise a `DataError` met while a `dynamic_dataset` was read (a bad line
+    deep in the corpus), which TensorFlow reports as a `tf.errors.OpError`
+    quoting it, as the `DataError` itself.
+
+    Examples:
+
+    >>> with data_errors():
+    ...     model.fit(dynamic_dataset("corpus/*.txt", tokenizer), steps_per_epoch=100)
+    """
+    import tensorflow as tf
+
+    mark = len(_STREAM_ERRORS)
+    try:
+        yield
+    except tf.errors.OpError:
+        if len(_STREAM_ERRORS) > mark:
+            raise _STREAM_ERRORS[-1] from None
+        raise
+
+
 def dynamic_dataset(
     paths,
     tokenizer,
@@ -1297,7 +1351,7 @@ def dynamic_dataset(
         DataError: a path is missing, empty or binary, or a pattern matches
             nothing. Errors met while reading (a bad line, no text at all)
             surface while iterating, as a `tf.errors` error quoting the
-            `DataError` message.
+            `DataError` message; `data_errors()` turns them back into it.
 
     Examples:
 
@@ -1334,7 +1388,11 @@ def dynamic_dataset(
         stream = chunks()
         while True:
             with _GENERATORS.step() as running:
-                item = next(stream, None) if running else None
+                try:
+                    item = next(stream, None) if running else None
+                except KbertError as e:
+                    _STREAM_ERRORS.append(e)
+                    raise
             if item is None:
                 return
             yield item

@@ -162,10 +162,22 @@ def test_split_sentences_rules():
 def test_read_documents_bert_format(tmp_path):
     a = write(tmp_path / "a.txt", "s1\ns2\n\n\n  \ns3\n")
     b = write(tmp_path / "b.txt", "t1\r\n\r\nt2\r\nt3")
-    # A document ends at a blank line and at the end of every file.
-    assert list(read_documents([a, b])) == [["s1", "s2"], ["s3"], ["t1"], ["t2", "t3"]]
+    # A document ends at a blank line and at the end of every file; files are
+    # read in turn, one document from each.
+    assert list(read_documents([a, b])) == [["s1", "s2"], ["t1"], ["s3"], ["t2", "t3"]]
     # Globs expand sorted.
     assert list(read_documents(str(tmp_path / "*.txt"))) == list(read_documents([a, b]))
+
+
+def test_files_are_interleaved_a_bounded_number_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(pt, "INTERLEAVE_FILES", 2)
+    paths = [
+        write(tmp_path / f"{name}.txt", "\n\n".join(f"{name}{i}" for i in range(n)) + "\n")
+        for name, n in (("a", 3), ("b", 1), ("c", 2))
+    ]
+    order = [d[0] for d in read_documents(paths)]
+    # c waits for a free slot; a short file frees its slot when it ends.
+    assert order == ["a0", "b0", "a1", "c0", "a2", "c1"]
 
 
 def test_read_documents_paragraph_mode(tmp_path):
