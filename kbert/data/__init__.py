@@ -1,5 +1,23 @@
-"""Data pipelines: pre-training examples from raw text (`kbert.data.pretraining`)."""
+"""Data pipelines: pre-training examples from raw text (`kbert.data.pretraining`),
+classification files (`classification`), CoNLL NER (`ner`) and SQuAD (`squad`)."""
 
+from kbert.data.classification import (
+    TextData,
+    label_ids,
+    make_labels,
+    read_text_data,
+    text_dataset,
+)
+from kbert.data.ner import (
+    Sentence,
+    convert_tags,
+    decode_ner,
+    detect_scheme,
+    encode_ner,
+    label_list,
+    read_conll,
+    split_words,
+)
 from kbert.data.pretraining import (
     DATA_INFO,
     MAX_DOCUMENT_SENTENCES,
@@ -20,8 +38,27 @@ from kbert.data.pretraining import (
     truncate_pair,
     write_tfrecords,
 )
+from kbert.data.squad import SquadExample, SquadFeatures, encode_squad, postprocess, read_squad
 
 __all__ = [
+    "Sentence",
+    "SquadExample",
+    "SquadFeatures",
+    "TextData",
+    "convert_tags",
+    "decode_ner",
+    "detect_scheme",
+    "encode_ner",
+    "encode_squad",
+    "label_ids",
+    "label_list",
+    "make_labels",
+    "postprocess",
+    "read_conll",
+    "read_squad",
+    "read_text_data",
+    "split_words",
+    "text_dataset",
     "DATA_INFO",
     "MAX_DOCUMENT_SENTENCES",
     "MaskedTokens",
