@@ -22,6 +22,9 @@ _EXPORTS = {
     "save_model": "kbert.model_dir",
     "read_model_dir": "kbert.model_dir",
     "KbertError": "kbert.errors",
+    "finetune": "kbert.finetune",
+    "evaluate": "kbert.finetune",
+    "predict": "kbert.finetune",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -232,5 +232,14 @@ def pretrain(corpus, data, eval_data, vocab, preset, config_path, out, batch_siz
     click.echo(json.dumps(result["metrics"], indent=2))
 
 
+def _register():
+    from kbert.cli_finetune import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,276 @@
+"""Fine-tuning, evaluation and prediction on a kbert model directory.
+
+`finetune` starts from any model directory (pre-trained by kbert, imported from
+Hugging Face or Google, or an earlier fine-tune), puts the task's head on its
+encoder and trains with `model.fit`: BERT's AdamW with linear warm-up and
+decay, an evaluation after every epoch with the task metric, the best epoch
+kept, optional early stopping, TensorBoard logs. The result is a model
+directory with labels, seq_len and `metrics.json`, ready for `evaluate`,
+`predict` and export.
+"""
+
+import os
+import shutil
+import time
+import warnings
+
+import keras
+
+from kbert.errors import ConfigError, KbertError
+
+
+def finetune(
+    task,
+    init,
+    train,
+    out,
+    eval=None,
+    *,
+    epochs=3,
+    batch_size=32,
+    lr=3e-5,
+    warmup=0.1,
+    seq_len=None,
+    weight_decay=0.01,
+    dropout=0.1,
+    seed=42,
+    early_stopping=None,
+    eval_batch_size=64,
+    progress=True,
+    **options,
+):
+    """Fine-tune a model directory on a task and write a new model directory.
+
+    Args:
+        task: "classify", "ner" or "qa" (or a `kbert.tasks.Task`).
+        init: model directory to start from.
+        train: training data file.
+        out: model directory to write (atomically, when training ends).
+        eval: evaluation data file: evaluated after every epoch; the epoch
+            with the best task metric is the one saved.
+        epochs, batch_size, lr, weight_decay: as in BERT (lr is the peak).
+        warmup: fraction of all steps (< 1) or a step count.
+        seq_len: sequence length (default 128, 384 for QA); at most the
+            model's `max_position_embeddings`.
+        dropout: dropout of a new head.
+        seed: seed of the head's initial weights, dropout and data order.
+        early_stopping: stop after this many epochs without improvement.
+        eval_batch_size: batch size of evaluation.
+        progress: Keras progress bars.
+        **options: task options (columns, CoNLL tag column, QA windowing...;
+            see `kbert.tasks`).
+
+    Returns:
+        dict with `model`, `metrics` and `model_dir`.
+
+    Examples:
+    ```python
+    kbert.finetune("classify", "runs/minilm", "sst2/train.tsv", "runs/sst2",
+                   eval="sst2/dev.tsv", epochs=3, lr=3e-5)
+    ```
+    """
+    from kbert.model_dir import load_model, read_model_dir, save_model
+    from kbert.tasks import Task, get_task
+    from kbert.training import make_optimizer
+
+    task = task if isinstance(task, Task) else get_task(task, **options)
+    info = read_model_dir(init)
+    seq_len = _check_seq_len(seq_len or task.default_seq_len, info.config)
+    _check_positive(epochs=epochs, batch_size=batch_size, lr=lr, eval_batch_size=eval_batch_size)
+    tokenizer = info.tokenizer()
+    train_data = task.read(train, split="train")
+    eval_data = task.read(eval, split="eval") if eval is not None else None
+    labels = task.make_labels(train_data, eval_data)
+    task.configure(labels)
+
+    keras.utils.set_random_seed(seed)
+    base = load_model(init)
+    if info.task == task.name and (info.labels or None) == labels and task.matches(base, labels):
+        model = base  # go on training the same head
+    else:
+        encoder = base if info.task == "encoder" else base.encoder
+        model = task.build(encoder, labels, dropout)
+
+    train_ds, batches = task.train_dataset(train_data, tokenizer, labels, seq_len, batch_size, seed)
+    total = epochs * batches
+    warmup_steps = int(round(warmup * total)) if warmup < 1 else int(warmup)
+    model.compile(
+        optimizer=make_optimizer(lr, total, warmup_steps, weight_decay=weight_decay),
+        **task.compile_args(labels),
+    )
+
+    work = os.fspath(out).rstrip("/\\") + ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    log_dir = os.path.join(work, "logs")
+    evaluator = _EpochEvaluator(
+        task, eval_data, tokenizer, labels, seq_len, eval_batch_size, early_stopping,
+    )
+    callbacks = [evaluator, keras.callbacks.TensorBoard(log_dir=log_dir)]
+    start = time.time()
+    with warnings.catch_warnings():
+        # Taggers and QA models do not use the pooler; Keras warns about its
+        # missing gradients on every run.
+        warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
+        model.fit(
+            train_ds, epochs=epochs, steps_per_epoch=batches, callbacks=callbacks,
+            verbose=1 if progress else 2, shuffle=False,  # the datasets shuffle
+        )
+    wall = time.time() - start
+    evaluator.restore_best(model)
+
+    results = {
+        "task": task.name,
+        "init": os.fspath(init),
+        "train": {"file": os.fspath(train), "examples": len(train_data)},
+        "epochs": epochs,
+        "epochs_run": len(evaluator.history),
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": warmup_steps,
+        "seq_len": seq_len,
+        "seed": seed,
+        "train_wall_time_s": round(wall, 1),
+        "history": evaluator.history,
+    }
+    if eval_data is not None:
+        results["eval"] = {"file": os.fspath(eval), "examples": len(eval_data), **evaluator.best_metrics}
+        results["best_epoch"] = evaluator.best_epoch
+        results["metric"] = task.metric
+    model_dir = save_model(
+        model, out, vocab=info.vocab, lowercase=info.lowercase, labels=labels or [],
+        seq_len=seq_len, metrics=results,
+    )
+    if os.path.isdir(log_dir):
+        shutil.move(log_dir, os.path.join(model_dir.path, "logs"))
+    shutil.rmtree(work, ignore_errors=True)
+    return {"model": model, "metrics": results, "model_dir": model_dir}
+
+
+class _EpochEvaluator(keras.callbacks.Callback):
+    """The task metric on the eval data after every epoch, logged as
+    `val_<name>` (TensorBoard shows it), the best epoch's weights kept in
+    memory, early stopping."""
+
+    def __init__(self, task, data, tokenizer, labels, seq_len, batch_size, patience):
+        super().__init__()
+        self.task, self.data, self.tokenizer = task, data, tokenizer
+        self.labels, self.seq_len, self.batch_size = labels, seq_len, batch_size
+        self.patience = patience
+        self.history = []
+        self.best_epoch = None
+        self.best_metrics = {}
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        record = {"epoch": epoch + 1, "loss": float(logs.get("loss", float("nan")))}
+        if self.data is None:
+            self.history.append(record)
+            return
+        metrics = self.task.evaluate(self.model, self.data, self.tokenizer, self.labels, self.seq_len, self.batch_size)
+        record["eval"] = metrics
+        self.history.append(record)
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)):
+                logs[f"val_{name}"] = value
+        value = metrics[self.task.metric]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        print(f"epoch {epoch + 1}: eval {shown}", flush=True)
+        if self.best_epoch is None or value > self.best_metrics[self.task.metric]:
+            self.best_epoch, self.best_metrics = epoch + 1, metrics
+            self.best_weights = self.model.get_weights()
+        elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
+            print(f"early stopping: no better {self.task.metric} for {self.patience} epoch(s)", flush=True)
+            self.model.stop_training = True
+
+    def restore_best(self, model):
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+
+
+def _check_seq_len(seq_len, config):
+    seq_len = int(seq_len)
+    if not 8 <= seq_len <= config.max_position_embeddings:
+        raise ConfigError(
+            f"seq_len: {seq_len} is outside 8..{config.max_position_embeddings} "
+            "(the model's max_position_embeddings)"
+        )
+    return seq_len
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not value > 0:
+            raise KbertError(f"{name}: expected a positive number, got {value!r}")
+
+
+def evaluate(model_dir, data, batch_size=64, seq_len=None, **options):
+    """Metrics of a fine-tuned model directory on a labelled data file.
+
+    Args:
+        model_dir: a classify, ner or qa model directory.
+        data: data file in the task's format (labels must be the model's).
+        batch_size: batch size.
+        seq_len: default: the model directory's.
+        **options: task options for reading the file (columns...).
+
+    Returns:
+        The task's metrics dict (also `examples`).
+
+    Examples:
+    ```python
+    kbert.evaluate("runs/sst2", "sst2/dev.tsv")   # {"accuracy": 0.91, ...}
+    ```
+    """
+    task, info, model = _open(model_dir, options)
+    seq_len = _check_seq_len(seq_len or info.seq_len, info.config)
+    examples = task.read(data, split="eval")
+    labels = info.labels or None
+    task.configure(labels)
+    metrics = task.evaluate(model, examples, info.tokenizer(), labels, seq_len, batch_size)
+    return {**metrics, "examples": len(examples)}
+
+
+def predict(model_dir, texts, pairs=None, batch_size=32, seq_len=None, **options):
+    """Predictions of a model directory on raw text.
+
+    Args:
+        model_dir: a classify, ner or qa model directory.
+        texts: list of strings (for QA: the questions).
+        pairs: second texts for sentence-pair models; for QA the contexts.
+
+    Returns:
+        One dict per text: `label`, `probability`, `probabilities` (classify)
+        or `score` (regression); `entities` with character offsets (ner);
+        `answer`, `score`, `start`, `end` (qa).
+
+    Examples:
+    ```python
+    kbert.predict("runs/sst2", ["a gripping, funny film"])
+    # [{"label": "1", "probability": 0.98, "probabilities": {"0": 0.02, "1": 0.98}}]
+    ```
+    """
+    task, info, model = _open(model_dir, options)
+    seq_len = _check_seq_len(seq_len or info.seq_len, info.config)
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if pairs is not None:
+        pairs = [pairs] if isinstance(pairs, str) else list(pairs)
+        if len(pairs) != len(texts):
+            raise KbertError(f"got {len(texts)} texts but {len(pairs)} pairs")
+    labels = info.labels or None
+    task.configure(labels)
+    return task.predict(model, info.tokenizer(), labels, seq_len, texts, pairs, batch_size)
+
+
+def _open(model_dir, options):
+    from kbert.model_dir import load_model, read_model_dir
+    from kbert.tasks import TASKS, get_task
+
+    info = read_model_dir(model_dir)
+    if info.task not in TASKS:
+        raise KbertError(
+            f"{info.path}: a {info.task} model directory; evaluate and predict need a fine-tuned "
+            f"{'/'.join(TASKS)} model (kbert finetune)"
+        )
+    return get_task(info.task, **options), info, load_model(model_dir)
+

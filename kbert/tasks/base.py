@@ -1,0 +1,68 @@
+"""The interface `kbert.finetune` drives; one subclass per task."""
+
+import numpy as np
+
+
+class Task:
+    """A fine-tuning task.
+
+    Subclasses set `name` (the model-dir task), `metric` (the evaluation key
+    that picks the best epoch; higher is better) and `default_seq_len`, and
+    implement the methods below. Options (column names, QA windowing, ...) are
+    constructor keyword arguments.
+    """
+
+    name = None
+    metric = None
+    default_seq_len = 128
+
+    def read(self, path, labelled=True, split="train"):
+        """Read a data file (`split`: "train" or "eval"); raises `DataError`
+        naming the file and line."""
+        raise NotImplementedError
+
+    def make_labels(self, train, eval=None):
+        """Label names in id order from the training (and eval) data, or None."""
+        return None
+
+    def configure(self, labels):
+        """Settle what depends on the labels (e.g. the metric of a regressor)."""
+
+    def build(self, encoder, labels, dropout):
+        """The task model on `encoder`."""
+        raise NotImplementedError
+
+    def matches(self, model, labels):
+        """Whether an existing model of this task can go on training as is."""
+        return False
+
+    def compile_args(self, labels):
+        """`loss` (and `loss_weights`) for `model.compile`."""
+        raise NotImplementedError
+
+    def train_dataset(self, data, tokenizer, labels, seq_len, batch_size, seed):
+        """`(dataset, num_batches)`: shuffled `(x, y[, sample_weight])` batches."""
+        raise NotImplementedError
+
+    def evaluate(self, model, data, tokenizer, labels, seq_len, batch_size):
+        """Metrics dict over labelled `data`."""
+        raise NotImplementedError
+
+    def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
+        """A JSON-ready dict per input."""
+        raise NotImplementedError
+
+
+def predict_arrays(model, inputs, batch_size):
+    """Run `model` on a dict of NumPy input arrays (compiled, no progress bar);
+    returns NumPy outputs (dicts stay dicts)."""
+    outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
+    if isinstance(outputs, dict):
+        return {k: np.asarray(v) for k, v in outputs.items()}
+    return np.asarray(outputs)
+
+
+def softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)

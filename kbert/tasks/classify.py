@@ -1,0 +1,105 @@
+"""Sequence and sentence-pair classification, and regression (one output)."""
+
+import math
+
+import numpy as np
+
+from kbert.data.classification import label_ids, make_labels, read_text_data, text_dataset
+from kbert.errors import DataError
+from kbert.tasks.base import Task, softmax
+
+
+class ClassifyTask(Task):
+    """Classification (cross-entropy; accuracy, F1, MCC) or, when the labels
+    are real numbers, regression (MSE; Pearson, Spearman).
+
+    Args:
+        text_column, pair_column, label_column, format, header: how to read
+            the files (see `kbert.data.classification.read_text_data`).
+        regression: force regression (True) or classification (False);
+            default: regression when the training labels are non-integer numbers.
+    """
+
+    name = "classify"
+    default_seq_len = 128
+
+    def __init__(self, text_column=None, pair_column=None, label_column=None, format=None,
+                 header=True, regression=None):
+        self.read_options = dict(
+            text_column=text_column, pair_column=pair_column, label_column=label_column,
+            format=format, header=header,
+        )
+        self.regression = regression
+        self.metric = "accuracy"
+
+    def read(self, path, labelled=True, split="train"):
+        return read_text_data(path, require_labels=labelled, **self.read_options)
+
+    def make_labels(self, train, eval=None):
+        if train.labels is None:
+            raise DataError(f"{train.source}: no label column")
+        if self.regression:
+            labels = None
+        else:
+            labels = make_labels(train.labels)
+            if labels is None and self.regression is False:
+                labels = sorted(set(train.labels))
+        if labels is not None and len(labels) < 2:
+            raise DataError(f"{train.source}: only one label ({labels[0]!r}); classification needs two or more")
+        return labels
+
+    def configure(self, labels):
+        self.metric = "accuracy" if labels is not None else "pearson"
+
+    def build(self, encoder, labels, dropout):
+        from kbert.models import BertClassifier
+
+        return BertClassifier(encoder, num_classes=len(labels) if labels else 1, dropout=dropout)
+
+    def matches(self, model, labels):
+        return model.num_classes == (len(labels) if labels else 1)
+
+    def compile_args(self, labels):
+        import keras
+
+        if labels is None:
+            return {"loss": keras.losses.MeanSquaredError()}
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+
+    def _targets(self, data, labels):
+        return label_ids(data, labels)
+
+    def train_dataset(self, data, tokenizer, labels, seq_len, batch_size, seed):
+        ds = text_dataset(data, tokenizer, seq_len, batch_size, self._targets(data, labels), shuffle=True, seed=seed)
+        return ds, math.ceil(len(data) / batch_size)
+
+    def _logits(self, model, data, tokenizer, seq_len, batch_size):
+        ds = text_dataset(data, tokenizer, seq_len, batch_size)
+        return np.asarray(model.predict(ds, verbose=0), np.float64)
+
+    def evaluate(self, model, data, tokenizer, labels, seq_len, batch_size):
+        from kbert import metrics
+
+        targets = self._targets(data, labels)
+        logits = self._logits(model, data, tokenizer, seq_len, batch_size)
+        if labels is None:
+            return metrics.regression_metrics(targets, logits[:, 0])
+        return metrics.classification_metrics(targets, logits.argmax(-1), len(labels))
+
+    def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
+        from kbert.data.classification import TextData
+
+        data = TextData(list(texts), list(pairs) if pairs is not None else None, None,
+                        list(range(1, len(texts) + 1)), "<input>")
+        logits = self._logits(model, data, tokenizer, seq_len, batch_size)
+        if labels is None:
+            return [{"score": float(row[0])} for row in logits]
+        out = []
+        for row in softmax(logits):
+            best = int(row.argmax())
+            out.append({
+                "label": labels[best],
+                "probability": float(row[best]),
+                "probabilities": {name: float(p) for name, p in zip(labels, row)},
+            })
+        return out
