@@ -125,10 +125,12 @@ def test_cli_finetune_evaluate_predict(sentiment, encoder_dir, tmp_path):
     proc = kbert("evaluate", str(out), "--data", sentiment["dev"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(json.loads(proc.stdout)) >= {"accuracy", "f1", "mcc", "examples"}
-    proc = kbert("predict", str(out), "very good film", "awful")
+    many = tmp_path / "inputs.txt"
+    many.write_text("the plot was dull\n\nnice film\n", encoding="utf-8")
+    proc = kbert("predict", str(out), "very good film", "awful", "--input", str(many))
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [line["text"] for line in lines] == ["very good film", "awful"]
+    assert [line["text"] for line in lines] == ["very good film", "awful", "the plot was dull", "nice film"]
     assert all(line["label"] in ("neg", "pos") for line in lines)
     # Bad input: one line, exit 2, nothing written.
     bad = tmp_path / "bad.tsv"
@@ -203,3 +205,40 @@ def test_qa_finetune_evaluate_predict(encoder_dir, tmp_path):
     context = "the film was nice and the plot"
     [out] = predict(tmp_path / "qa", ["the good ?"], [context])
     assert out["answer"] == "nice" and context[out["start"]:out["end"]] == "nice"
+
+
+def test_epoch_evaluator_keeps_best_and_stops_early():
+    from kbert.finetune import _EpochEvaluator
+
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
+
+    class Task:
+        metric = "accuracy"
+
+        def evaluate(self, *args):
+            return {"accuracy": next(scores)}
+
+    class Model:
+        stop_training = False
+        weights = 0
+
+        def get_weights(self):
+            return [self.weights]
+
+        def set_weights(self, w):
+            self.weights = w[0]
+
+    model = Model()
+    evaluator = _EpochEvaluator(Task(), ["data"], None, None, 8, 4, patience=2)
+    evaluator.set_model(model)
+    for epoch in range(5):
+        model.weights = epoch
+        logs = {"loss": 1.0}
+        evaluator.on_epoch_end(epoch, logs)
+        assert logs["val_accuracy"] == evaluator.history[-1]["eval"]["accuracy"]
+        if model.stop_training:
+            break
+    # Epoch 2 was best; epochs 3 and 4 did not beat it, so training stopped after epoch 4.
+    assert epoch == 3 and evaluator.best_epoch == 2
+    evaluator.restore_best(model)
+    assert model.weights == 1
