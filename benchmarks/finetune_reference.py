@@ -59,6 +59,7 @@ def main():
     parser.add_argument("--lr", type=float)
     parser.add_argument("--warmup", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--xla", action="store_true", help="kbert: XLA-compiled train step.")
     parser.add_argument("--articles", default="0:38", help="squad: training articles of dev-v1.1.json.")
     parser.add_argument("--eval-articles", default="38:", help="squad: evaluation articles.")
     args = parser.parse_args()
@@ -185,6 +186,7 @@ def run_kbert(name, start, train, test, options, settings, args):
         TASK_OF[name], start, train, os.path.join(args.out, f"{name}_kbert"), eval=test,
         epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
         warmup=settings["warmup"], seq_len=settings["seq_len"], seed=settings["seed"], progress=False,
+        xla=args.xla,
         **options,
     )
     history = result["metrics"]["history"]

@@ -25,6 +25,7 @@ _COMMON = [
     click.option("--seed", default=42, show_default=True, type=int),
     click.option("--early-stopping", type=click.IntRange(min=1), metavar="EPOCHS",
                  help="Stop after this many epochs without a better eval metric."),
+    click.option("--xla", is_flag=True, help="Compile the train step with XLA."),
 ]
 
 _CLASSIFY = [
@@ -94,7 +95,7 @@ def _run(task, init, train, eval_, out, **options):
 
 
 _FINETUNE_ARGS = {
-    "epochs", "batch_size", "lr", "warmup", "seq_len", "weight_decay", "dropout", "seed", "early_stopping",
+    "epochs", "batch_size", "lr", "warmup", "seq_len", "weight_decay", "dropout", "seed", "early_stopping", "xla",
 }
 
 

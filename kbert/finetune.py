@@ -36,6 +36,7 @@ def finetune(
     seed=42,
     early_stopping=None,
     eval_batch_size=64,
+    xla=False,
     progress=True,
     **options,
 ):
@@ -56,6 +57,7 @@ def finetune(
         seed: seed of the head's initial weights, dropout and data order.
         early_stopping: stop after this many epochs without improvement.
         eval_batch_size: batch size of evaluation.
+        xla: compile the train step with XLA (`jit_compile`).
         progress: Keras progress bars.
         **options: task options (columns, CoNLL tag column, QA windowing...;
             see `kbert.tasks`).
@@ -96,6 +98,7 @@ def finetune(
     warmup_steps = int(round(warmup * total)) if warmup < 1 else int(warmup)
     model.compile(
         optimizer=make_optimizer(lr, total, warmup_steps, weight_decay=weight_decay),
+        jit_compile=bool(xla),
         **task.compile_args(labels),
     )
 

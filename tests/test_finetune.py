@@ -105,7 +105,7 @@ def test_regression_from_float_labels(encoder_dir, tmp_path):
         rows.append((" ".join(["good"] * k + ["the", "film"]), f"{k * 1.25:.2f}"))
     train = write_tsv(tmp_path / "sts.tsv", rows)
     result = finetune("classify", encoder_dir, train, tmp_path / "reg", eval=train, epochs=3,
-                      batch_size=16, lr=2e-3, seq_len=16, progress=False)
+                      batch_size=16, lr=2e-3, seq_len=16, progress=False, xla=True)
     info = read_model_dir(tmp_path / "reg")
     assert info.labels == [] and result["metrics"]["metric"] == "pearson"
     assert {"pearson", "spearman", "mse"} <= set(result["metrics"]["eval"])
@@ -149,7 +149,7 @@ def write_conll(path, n, seed):
     rng = np.random.default_rng(seed)
     lines = ["-DOCSTART- -X- O", ""]
     for _ in range(n):
-        words = list(rng.choice(WORDS, size=rng.integers(3, 9)))
+        words = list(rng.choice(WORDS + [",", "!"], size=rng.integers(3, 9)))
         for word in words:
             kind = "POS" if word in POSITIVE else "NEG" if word in NEGATIVE else None
             lines.append(f"{word} X {'B-' + kind if kind else 'O'}")
