@@ -82,12 +82,12 @@ class NerTask(Task):
         f = self._features(sentences, tokenizer, labels, seq_len)
         inputs = {k: f[k] for k in ("token_ids", "segment_ids", "padding_mask")}
         logits = predict_arrays(model, inputs, batch_size)
-        return decode_ner(logits.argmax(-1), f, sentences, labels), f, logits
+        return decode_ner(logits.argmax(-1), f, sentences, labels)
 
     def evaluate(self, model, data, tokenizer, labels, seq_len, batch_size):
         from kbert import metrics
 
-        predicted, _, _ = self._tags(model, data, tokenizer, labels, seq_len, batch_size)
+        predicted = self._tags(model, data, tokenizer, labels, seq_len, batch_size)
         return metrics.ner_metrics([s.tags for s in data], predicted)
 
     def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
@@ -102,7 +102,7 @@ class NerTask(Task):
         keep = [i for i, s in enumerate(sentences) if s.words]
         tags = [[] for _ in sentences]
         if keep:
-            predicted, _, _ = self._tags(model, [sentences[i] for i in keep], tokenizer, labels, seq_len, batch_size)
+            predicted = self._tags(model, [sentences[i] for i in keep], tokenizer, labels, seq_len, batch_size)
             for i, t in zip(keep, predicted):
                 tags[i] = t
         return [
