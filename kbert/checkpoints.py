@@ -266,7 +266,7 @@ def load_hf(source, architecture=None):
     Returns:
         `(model, info)` where info has `vocab`, `lowercase`, `labels`, `task`.
     """
-    from kbert.tokenization import load_vocab
+    from kbert.vocab import load_vocab
 
     directory = _resolve_hf_dir(source)
     config_path = os.path.join(directory, "config.json")
@@ -392,7 +392,7 @@ def load_google(directory, lowercase=None):
     """
     import tensorflow as tf
 
-    from kbert.tokenization import load_vocab
+    from kbert.vocab import load_vocab
 
     if not os.path.isdir(directory):
         raise DataError(f"{directory}: directory not found")

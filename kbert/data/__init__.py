@@ -1,5 +1,10 @@
 """Data pipelines: pre-training examples from raw text (`kbert.data.pretraining`),
-classification files (`classification`), CoNLL NER (`ner`) and SQuAD (`squad`)."""
+classification files (`classification`), CoNLL NER (`ner`) and SQuAD (`squad`).
+
+The pre-training names load `kbert.data.pretraining` (and TensorFlow) on first
+use, so the fine-tuning readers and scorers import on any Keras backend."""
+
+import importlib
 
 from kbert.data.classification import (
     TextData,
@@ -17,26 +22,6 @@ from kbert.data.ner import (
     label_list,
     read_conll,
     split_words,
-)
-from kbert.data.pretraining import (
-    DATA_INFO,
-    MAX_DOCUMENT_SENTENCES,
-    MaskedTokens,
-    PretrainingConfig,
-    create_instances,
-    data_errors,
-    dynamic_dataset,
-    expand_paths,
-    held_out_split,
-    mask_tokens,
-    mask_tokens_tf,
-    read_data_info,
-    read_documents,
-    special_token_ids,
-    split_sentences,
-    tfrecord_dataset,
-    truncate_pair,
-    write_tfrecords,
 )
 from kbert.data.squad import SquadExample, SquadFeatures, encode_squad, postprocess, read_squad
 
@@ -78,3 +63,31 @@ __all__ = [
     "truncate_pair",
     "write_tfrecords",
 ]
+
+
+_PRETRAINING = {
+    "DATA_INFO",
+    "MAX_DOCUMENT_SENTENCES",
+    "MaskedTokens",
+    "PretrainingConfig",
+    "create_instances",
+    "data_errors",
+    "dynamic_dataset",
+    "expand_paths",
+    "held_out_split",
+    "mask_tokens",
+    "mask_tokens_tf",
+    "read_data_info",
+    "read_documents",
+    "special_token_ids",
+    "split_sentences",
+    "tfrecord_dataset",
+    "truncate_pair",
+    "write_tfrecords",
+}
+
+
+def __getattr__(name):
+    if name in _PRETRAINING:
+        return getattr(importlib.import_module("kbert.data.pretraining"), name)
+    raise AttributeError(f"module 'kbert.data' has no attribute {name!r}")
