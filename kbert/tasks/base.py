@@ -1,6 +1,10 @@
 """The interface `kbert.finetune` drives; one subclass per task."""
 
+import math
+
 import numpy as np
+
+INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 class Task:
@@ -40,17 +44,44 @@ class Task:
         """`loss` (and `loss_weights`) for `model.compile`."""
         raise NotImplementedError
 
-    def train_dataset(self, data, tokenizer, labels, seq_len, batch_size, seed):
-        """`(dataset, num_batches)`: shuffled `(x, y[, sample_weight])` batches."""
+    def features(self, data, tokenizer, labels, seq_len, training=False):
+        """Model windows of `data` as a dict of NumPy arrays: the inputs
+        `token_ids`, `segment_ids`, `padding_mask` (int32 `[n, seq_len]`) and
+        what `targets` and `score` need. Backend-free once computed, so they
+        can be saved and trained on elsewhere."""
         raise NotImplementedError
+
+    def targets(self, features):
+        """The `y` of `model.fit` for `features` (the compile_args' losses)."""
+        raise NotImplementedError
+
+    def score(self, data, features, outputs, labels):
+        """Metrics dict of the model `outputs` on `features` of labelled `data`."""
+        raise NotImplementedError
+
+    def train_dataset(self, data, tokenizer, labels, seq_len, batch_size, seed):
+        """`(dataset, num_batches)`: shuffled `(x, y)` batches."""
+        import tensorflow as tf
+
+        f = self.features(data, tokenizer, labels, seq_len, training=True)
+        n = len(f["token_ids"])
+        ds = tf.data.Dataset.from_tensor_slices((model_inputs(f), self.targets(f)))
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        return ds.prefetch(tf.data.AUTOTUNE), math.ceil(n / batch_size)
 
     def evaluate(self, model, data, tokenizer, labels, seq_len, batch_size):
         """Metrics dict over labelled `data`."""
-        raise NotImplementedError
+        f = self.features(data, tokenizer, labels, seq_len)
+        return self.score(data, f, predict_arrays(model, model_inputs(f), batch_size), labels)
 
     def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
         """A JSON-ready dict per input."""
         raise NotImplementedError
+
+
+def model_inputs(features):
+    """The encoder inputs of a features dict."""
+    return {k: features[k] for k in INPUTS}
 
 
 def predict_arrays(model, inputs, batch_size):

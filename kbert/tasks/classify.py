@@ -6,7 +6,7 @@ import numpy as np
 
 from kbert.data.classification import label_ids, make_labels, read_text_data, text_dataset
 from kbert.errors import DataError
-from kbert.tasks.base import Task, softmax
+from kbert.tasks.base import INPUTS, Task, softmax
 
 
 class ClassifyTask(Task):
@@ -66,22 +66,31 @@ class ClassifyTask(Task):
             return {"loss": keras.losses.MeanSquaredError()}
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
 
-    def _targets(self, data, labels):
-        return label_ids(data, labels)
+    def features(self, data, tokenizer, labels, seq_len, training=False):
+        parts = list(text_dataset(data, tokenizer, seq_len, 256).as_numpy_iterator())
+        f = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros((0, seq_len), np.int32)
+             for k in INPUTS}
+        if data.labels is not None:
+            f["labels"] = np.asarray(label_ids(data, labels))
+        return f
+
+    def targets(self, features):
+        return features["labels"]
 
     def train_dataset(self, data, tokenizer, labels, seq_len, batch_size, seed):
-        ds = text_dataset(data, tokenizer, seq_len, batch_size, self._targets(data, labels), shuffle=True, seed=seed)
+        # Tokenized in the tf.data graph, batch by batch.
+        ds = text_dataset(data, tokenizer, seq_len, batch_size, label_ids(data, labels), shuffle=True, seed=seed)
         return ds, math.ceil(len(data) / batch_size)
 
     def _logits(self, model, data, tokenizer, seq_len, batch_size):
         ds = text_dataset(data, tokenizer, seq_len, batch_size)
         return np.asarray(model.predict(ds, verbose=0), np.float64)
 
-    def evaluate(self, model, data, tokenizer, labels, seq_len, batch_size):
+    def score(self, data, features, outputs, labels):
         from kbert import metrics
 
-        targets = self._targets(data, labels)
-        logits = self._logits(model, data, tokenizer, seq_len, batch_size)
+        targets = features["labels"]
+        logits = np.asarray(outputs, np.float64)
         if labels is None:
             return metrics.regression_metrics(targets, logits[:, 0])
         return metrics.classification_metrics(targets, logits.argmax(-1), len(labels))

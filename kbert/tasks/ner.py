@@ -1,11 +1,12 @@
 """Named-entity recognition (token tagging) on CoNLL-format data."""
 
-import math
+import numpy as np
 
 from kbert.errors import KbertError
-from kbert.tasks.base import Task, predict_arrays
+from kbert.tasks.base import Task, model_inputs, predict_arrays
 
 SCHEMES = ("IOB1", "IOB2", "BIOES")
+IGNORE = -1
 
 
 class NerTask(Task):
@@ -57,37 +58,33 @@ class NerTask(Task):
     def compile_args(self, labels):
         import keras
 
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+        # Unlabelled slots (later word pieces, specials, padding) carry -1 and
+        # are masked; Keras then averages over the labelled tokens, as the
+        # reference implementations do.
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE)}
 
-    def _features(self, sentences, tokenizer, labels, seq_len):
+    def features(self, data, tokenizer, labels, seq_len, training=False):
         from kbert.data.ner import encode_ner
 
         return encode_ner(
-            sentences, tokenizer, {t: i for i, t in enumerate(labels)}, seq_len=seq_len, stride=self.stride,
+            data, tokenizer, {t: i for i, t in enumerate(labels)}, seq_len=seq_len, stride=self.stride,
         )
 
-    def train_dataset(self, data, tokenizer, labels, seq_len, batch_size, seed):
-        import tensorflow as tf
-
-        f = self._features(data, tokenizer, labels, seq_len)
-        inputs = {k: f[k] for k in ("token_ids", "segment_ids", "padding_mask")}
-        ds = tf.data.Dataset.from_tensor_slices((inputs, f["labels"], f["label_weights"]))
-        ds = ds.shuffle(len(f["labels"]), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size).map(_mean_over_labelled_tokens).prefetch(tf.data.AUTOTUNE)
-        return ds, math.ceil(len(f["labels"]) / batch_size)
+    def targets(self, features):
+        return np.where(features["label_weights"] > 0, features["labels"], IGNORE).astype(np.int32)
 
     def _tags(self, model, sentences, tokenizer, labels, seq_len, batch_size):
         from kbert.data.ner import decode_ner
 
-        f = self._features(sentences, tokenizer, labels, seq_len)
-        inputs = {k: f[k] for k in ("token_ids", "segment_ids", "padding_mask")}
-        logits = predict_arrays(model, inputs, batch_size)
+        f = self.features(sentences, tokenizer, labels, seq_len)
+        logits = predict_arrays(model, model_inputs(f), batch_size)
         return decode_ner(logits.argmax(-1), f, sentences, labels)
 
-    def evaluate(self, model, data, tokenizer, labels, seq_len, batch_size):
+    def score(self, data, features, outputs, labels):
         from kbert import metrics
+        from kbert.data.ner import decode_ner
 
-        predicted = self._tags(model, data, tokenizer, labels, seq_len, batch_size)
+        predicted = decode_ner(np.asarray(outputs).argmax(-1), features, data, labels)
         return metrics.ner_metrics([s.tags for s in data], predicted)
 
     def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
@@ -109,14 +106,4 @@ class NerTask(Task):
             {"entities": entities(ws, t, text), "words": [w for w, _, _ in ws], "tags": t}
             for ws, t, text in zip(words, tags, texts)
         ]
-
-
-def _mean_over_labelled_tokens(x, y, w):
-    """Scale each batch's token weights to average 1, so Keras' loss reduction
-    (sum / number of slots) is the mean cross-entropy over labelled tokens, as
-    in the reference implementations."""
-    import tensorflow as tf
-
-    w = tf.cast(w, tf.float32)
-    return x, y, w * tf.cast(tf.size(w), tf.float32) / tf.maximum(tf.reduce_sum(w), 1.0)
 

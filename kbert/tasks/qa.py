@@ -1,9 +1,7 @@
 """Extractive question answering on SQuAD v1.1 / v2.0 JSON."""
 
-import math
-
 from kbert.errors import KbertError
-from kbert.tasks.base import Task, predict_arrays
+from kbert.tasks.base import Task, model_inputs, predict_arrays
 
 
 def parse_articles(text):
@@ -72,41 +70,33 @@ class QaTask(Task):
             "loss_weights": {"start_logits": 0.5, "end_logits": 0.5},
         }
 
-    def _features(self, examples, tokenizer, seq_len, training):
-        from kbert.data.squad import encode_squad
+    def features(self, data, tokenizer, labels, seq_len, training=False):
+        from kbert.data.squad import SquadFeatures, encode_squad
 
-        return encode_squad(
-            examples, tokenizer, seq_len=seq_len, doc_stride=self.doc_stride,
+        f = encode_squad(
+            data, tokenizer, seq_len=seq_len, doc_stride=self.doc_stride,
             max_query_length=self.max_query_length, training=training,
         )
+        return {k: getattr(f, k) for k in SquadFeatures.FIELDS}
 
-    def train_dataset(self, data, tokenizer, labels, seq_len, batch_size, seed):
-        import tensorflow as tf
+    def targets(self, features):
+        return {"start_logits": features["start_positions"], "end_logits": features["end_positions"]}
 
-        f = self._features(data, tokenizer, seq_len, True)
-        n = len(f)
-        ds = tf.data.Dataset.from_tensor_slices((f.inputs, f.targets))
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-        return ds.prefetch(tf.data.AUTOTUNE), math.ceil(n / batch_size)
+    def _answers(self, examples, features, outputs):
+        from kbert.data.squad import SquadFeatures, postprocess
 
-    def _answers(self, model, examples, tokenizer, seq_len, batch_size):
-        from kbert.data.squad import postprocess
-
-        f = self._features(examples, tokenizer, seq_len, False)
-        out = predict_arrays(model, f.inputs, batch_size)
         version_2 = any(e.is_impossible for e in examples)
         return postprocess(
-            examples, f, out["start_logits"], out["end_logits"], n_best=self.n_best,
-            max_answer_length=self.max_answer_length, version_2=version_2,
+            examples, SquadFeatures(**features), outputs["start_logits"], outputs["end_logits"],
+            n_best=self.n_best, max_answer_length=self.max_answer_length, version_2=version_2,
             null_threshold=self.null_threshold,
         ), version_2
 
-    def evaluate(self, model, data, tokenizer, labels, seq_len, batch_size):
+    def score(self, data, features, outputs, labels):
         from kbert import metrics
-
         from kbert.data.squad import prediction_texts
 
-        predictions, version_2 = self._answers(model, data, tokenizer, seq_len, batch_size)
+        predictions, version_2 = self._answers(data, features, outputs)
         texts = prediction_texts(predictions)
         golds = {e.id: [a["text"] for a in e.answers] for e in data}
         if version_2:
@@ -122,7 +112,8 @@ class QaTask(Task):
             SquadExample(str(i), "", question, context, [], False)
             for i, (question, context) in enumerate(zip(texts, pairs))
         ]
-        predictions, _ = self._answers(model, examples, tokenizer, seq_len, batch_size)
+        f = self.features(examples, tokenizer, labels, seq_len)
+        predictions, _ = self._answers(examples, f, predict_arrays(model, model_inputs(f), batch_size))
         out = []
         for e in examples:
             p = predictions[e.id]
