@@ -233,9 +233,10 @@ def pretrain(corpus, data, eval_data, vocab, preset, config_path, out, batch_siz
 
 
 def _register():
+    from kbert.cli_export import COMMANDS as EXPORT
     from kbert.cli_finetune import COMMANDS
 
-    for command in COMMANDS:
+    for command in [*COMMANDS, *EXPORT]:
         main.add_command(command)
 
 

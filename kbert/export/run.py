@@ -1,0 +1,400 @@
+"""`kbert.export.export`: build every artifact in a temporary directory, verify
+each against the Keras model, and move the directory into place only when all
+pass their thresholds."""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from kbert.errors import ConfigError, DataError, KbertError
+from kbert.export.tflite import MODES, TFLITE_INPUTS
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+# Label agreement with the Keras model (fraction), and the most the task metric
+# may drop (points) for full int8.
+DEFAULT_THRESHOLDS = {
+    "savedmodel": 1.0, "onnx": 1.0, "tflite_float32": 1.0, "tflite_float16": 0.995,
+    "tflite_dynamic": 0.99, "tflite_int8_metric_drop": 1.0,
+}
+
+
+class ExportError(KbertError):
+    """An artifact failed its check; nothing was written."""
+
+
+def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=None, eval_size=500,
+           calibration=None, calibration_size=200, version=None, thresholds=None, latency_runs=50,
+           pair=None, progress=print):
+    """Export `model_dir` under `out` and verify every artifact.
+
+    Args:
+        model_dir: a kbert model directory (classify, ner, qa; the encoder of
+            pretrain/encoder dirs).
+        out: export directory (e.g. `exports/sst2`); an existing one keeps its
+            other SavedModel versions.
+        formats: any of "savedmodel", "tflite", "onnx".
+        quantize: TFLite modes: "float32", "float16", "dynamic", "int8".
+        seq_len: fixed TFLite length and SavedModel padding (default: the
+            model dir's).
+        eval: labelled evaluation file for the verification (default: the
+            eval file in the model dir's metrics.json).
+        eval_size: examples verified (the first N).
+        calibration: file of the task's training data for full-int8
+            calibration (default: the training file in metrics.json).
+        version: SavedModel version (default: the next free integer).
+        thresholds: overrides of `DEFAULT_THRESHOLDS`.
+        pair: classify only: serve `text` + `text_pair` (default: whether the
+            evaluation data has a second text column).
+
+    Returns:
+        The report dict (also written as report.json / report.md).
+    """
+    from kbert.model_dir import load_model, read_model_dir
+    from kbert.tasks import get_task
+    from kbert.tasks.base import model_inputs, predict_arrays
+
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    quantize = [quantize] if isinstance(quantize, str) else list(quantize)
+    for name in formats:
+        if name not in FORMATS:
+            raise ConfigError(f"format: expected some of {list(FORMATS)}, got {name!r}")
+    for mode in quantize:
+        if mode not in MODES:
+            raise ConfigError(f"quantize: expected some of {list(MODES)}, got {mode!r}")
+    limits = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
+    info = read_model_dir(model_dir)
+    seq_len = int(seq_len or info.seq_len)
+    if not 8 <= seq_len <= info.config.max_position_embeddings:
+        raise ConfigError(f"seq_len: {seq_len} is outside 8..{info.config.max_position_embeddings} "
+                          "(the model's max_position_embeddings)")
+    model = load_model(model_dir)
+    if info.task in ("encoder", "pretrain"):
+        model = model if info.task == "encoder" else model.encoder
+        task_name, task = "encoder", None
+    else:
+        task_name, task = info.task, get_task(info.task)
+        task.configure(info.labels or None)
+    labels = info.labels or None
+    tokenizer = info.tokenizer()
+
+    # What the artifacts are checked on.
+    data = features = reference = None
+    if task is not None:
+        eval = eval or (info.metrics.get("eval") or {}).get("file")
+        if not eval:
+            raise DataError(f"{model_dir}: no evaluation file to verify the export with: pass --eval FILE")
+        data = _head(task.read(eval, split="eval"), eval_size)
+        features = task.features(data, tokenizer, labels, seq_len)
+        reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
+        if pair is None:
+            pair = task_name == "qa" or (task_name == "classify" and data.pairs is not None)
+    else:
+        texts = ["kbert exports the encoder too.", "A second sentence."]
+        features = {k: np.asarray(v) for k, v in tokenizer(texts, seq_len=seq_len).items()}
+        reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
+
+    out = os.path.abspath(os.fspath(out))
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(out) + "-", dir=parent)
+    try:
+        if os.path.isdir(os.path.join(out, "serving")):
+            shutil.copytree(os.path.join(out, "serving"), os.path.join(work, "serving"))
+        rows = [_keras_row(model, features, reference, data, task, labels, latency_runs)]
+        with open(os.path.join(work, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(info.vocab) + "\n")
+        with open(os.path.join(work, "labels.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(f"{x}\n" for x in (labels or [])))
+        if "savedmodel" in formats:
+            progress("SavedModel ...")
+            rows.append(_savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pair,
+                                    features, data, task, reference, latency_runs))
+        if "tflite" in formats:
+            rows += _tflite(work, model, seq_len, quantize, features, data, task, labels, reference,
+                            calibration or (info.metrics.get("train") or {}).get("file"), calibration_size,
+                            tokenizer, latency_runs, progress)
+        if "onnx" in formats:
+            progress("ONNX ...")
+            rows.append(_onnx(work, model, features, data, task, labels, reference, latency_runs))
+        failures = _check(rows, limits, task)
+        report = {
+            "model_dir": os.fspath(model_dir), "task": task_name, "seq_len": seq_len,
+            "eval": {"file": os.fspath(eval) if eval else None, "examples": len(data) if data is not None else 0},
+            "thresholds": limits, "artifacts": rows, "passed": not failures, "failures": failures,
+        }
+        card = {
+            "task": task_name, "seq_len": seq_len, "lowercase": info.lowercase, "labels": labels or [],
+            "tflite_inputs": {k: f"int32 [1, {seq_len}]" for k in TFLITE_INPUTS},
+            "tflite_outputs": sorted(reference), "savedmodel_signatures": ["serving_default", "ids"],
+            "quantization": [r["artifact"] for r in rows if r["artifact"].startswith("tflite")],
+            "metrics": {r["artifact"]: r.get("metric") for r in rows},
+        }
+        _write_json(os.path.join(work, "model_card.json"), card)
+        _write_json(os.path.join(work, "report.json"), report)
+        with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as f:
+            f.write(report_markdown(report))
+        if failures:
+            raise ExportError("; ".join(failures) + " (nothing written)")
+        if os.path.isdir(out):
+            old = out + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(work, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(work, out)
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _head(data, n):
+    if n is None:
+        return data
+    from kbert.data.classification import TextData
+
+    if isinstance(data, TextData):
+        cut = (lambda v: None if v is None else list(v)[:n])
+        return TextData(cut(data.texts), cut(data.pairs), cut(data.labels), cut(data.lines), data.source)
+    return data[:n]
+
+
+def _as_dict(outputs):
+    return outputs if isinstance(outputs, dict) else {"logits": outputs}
+
+
+def _compare(outputs, reference, features):
+    """Largest |difference| and argmax agreement over the valid positions."""
+    diff, agree, total = 0.0, 0, 0
+    mask = features["padding_mask"].astype(bool)
+    for key, ref in reference.items():
+        got = np.asarray(outputs[key], np.float32)[: len(ref)]
+        ref = np.asarray(ref, np.float32)
+        diff = max(diff, float(np.max(np.abs(got - ref)))) if ref.size else diff
+        a, b = got.argmax(-1), ref.argmax(-1)
+        same = a == b
+        if ref.ndim == 3:  # per token: only real tokens count
+            same = same[mask[: len(ref)]]
+        agree += int(same.sum())
+        total += same.size
+    return diff, agree / max(total, 1)
+
+
+def _metric(task, data, features, outputs, labels):
+    if task is None:
+        return None
+    scores = task.score(data, features, outputs if len(outputs) > 1 else next(iter(outputs.values())), labels)
+    value = scores[task.metric]
+    return round(value if task.name == "qa" else 100.0 * value, 3)
+
+
+def _keras_row(model, features, reference, data, task, labels, runs):
+    from kbert.tasks.base import model_inputs
+
+    one = {k: v[:1] for k, v in model_inputs(features).items()}
+    times = []
+    model.predict_on_batch(one)
+    for _ in range(runs):
+        begin = time.perf_counter()
+        model.predict_on_batch(one)
+        times.append(time.perf_counter() - begin)
+    return {"artifact": "keras", "path": None, "bytes": None, "metric": _metric(task, data, features, reference, labels),
+            "agreement": 1.0, "max_abs_diff": 0.0, "latency_ms": round(statistics.median(times) * 1000, 2)}
+
+
+def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pair, features, data, task,
+                reference, runs):
+    from kbert.export.savedmodel import serving_archive
+    from kbert.tasks.base import model_inputs
+
+    serving = os.path.join(work, "serving")
+    os.makedirs(serving, exist_ok=True)
+    taken = [int(d) for d in os.listdir(serving) if d.isdigit()]
+    version = int(version) if version is not None else max(taken, default=0) + 1
+    path = os.path.join(serving, str(version))
+    shutil.rmtree(path, ignore_errors=True)
+    serving_archive(model, tokenizer, task_name, labels, seq_len, pair=pair).write_out(path, verbose=False)
+    texts = _texts(data, task_name, pair)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(os.path.join(tmp, "inputs.npz"), **model_inputs(features))
+        _write_json(os.path.join(tmp, "texts.json"), texts)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_savedmodel.py")
+        result = subprocess.run([sys.executable, script, path, os.path.join(tmp, "inputs.npz"),
+                                 os.path.join(tmp, "texts.json"), os.path.join(tmp, "out.npz"), str(runs)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ExportError(f"{path}: the SavedModel failed in a fresh TensorFlow process: "
+                              f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}")
+        with np.load(os.path.join(tmp, "out.npz")) as z:
+            out = {k: z[k] for k in z.files}
+    ids_out = {k: out[k] for k in reference}
+    diff, agree = _compare(ids_out, reference, features)
+    row = {"artifact": "savedmodel", "path": os.path.relpath(path, work), "bytes": _size(path),
+           "metric": _metric(task, data, features, ids_out, labels), "agreement": agree,
+           "max_abs_diff": diff, "latency_ms": round(float(out["latency_ms"]), 2)}
+    # The raw-string signature must agree with the Keras model on the same texts.
+    text_logits = {k: out["text." + k] for k in reference if "text." + k in out}
+    if text_logits:
+        row["text_max_abs_diff"], row["text_agreement"] = _compare(text_logits, reference, features)
+    return row
+
+
+def _texts(data, task_name, pair):
+    if task_name == "qa":
+        return {"text": [e.question for e in data], "text_pair": [e.context for e in data]}
+    if task_name == "ner":
+        return {"text": [" ".join(s.words) for s in data]}
+    if task_name == "classify":
+        texts = {"text": list(data.texts)}
+        if pair:
+            texts["text_pair"] = list(data.pairs)
+        return texts
+    return {"text": ["kbert exports the encoder too.", "A second sentence."]}
+
+
+def _tflite(work, model, seq_len, modes, features, data, task, labels, reference, calibration, calibration_size,
+            tokenizer, runs, progress):
+    from kbert.export.tflite import convert, ids_archive
+    from kbert.tasks.base import model_inputs
+
+    rows = []
+    directory = os.path.join(work, "tflite")
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = os.path.join(tmp, "ids_model")
+        ids_archive(model, seq_len).write_out(saved, verbose=False)
+        calib = None
+        if "int8" in modes:
+            calib = os.path.join(tmp, "calibration.npz")
+            np.savez(calib, **_calibration(task, calibration, calibration_size, tokenizer, labels, seq_len, features))
+        for mode in modes:
+            progress(f"TFLite {mode} ...")
+            path = os.path.join(directory, f"model_{mode}.tflite")
+            try:
+                convert(saved, path, mode, calib)
+            except RuntimeError as e:
+                raise ExportError(str(e)) from None
+            out, latency = _run_tflite(path, model_inputs(features), runs)
+            diff, agree = _compare(out, reference, features)
+            rows.append({"artifact": f"tflite_{mode}", "path": os.path.relpath(path, work), "bytes": _size(path),
+                         "metric": _metric(task, data, features, out, labels), "agreement": agree,
+                         "max_abs_diff": diff, "latency_ms": latency})
+    return rows
+
+
+def _calibration(task, path, size, tokenizer, labels, seq_len, features):
+    """Model inputs of the first `size` training examples (else the eval ones)."""
+    from kbert.tasks.base import model_inputs
+
+    if task is not None and path and os.path.exists(path):
+        data = _head(task.read(path, split="eval"), size)
+        return model_inputs(task.features(data, tokenizer, labels, seq_len))
+    return {k: v[:size] for k, v in model_inputs(features).items()}
+
+
+def _run_tflite(path, inputs, runs):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=2)
+    runner = interpreter.get_signature_runner("serving_default")
+    feed = {name: inputs[key].astype(np.int32) for name, key in TFLITE_INPUTS.items()}
+    results = {}
+    for i in range(len(feed["ids"])):
+        out = runner(**{k: v[i:i + 1] for k, v in feed.items()})
+        for k, v in out.items():
+            results.setdefault(k, []).append(v)
+    times = []
+    one = {k: v[:1] for k, v in feed.items()}
+    for _ in range(runs):
+        begin = time.perf_counter()
+        runner(**one)
+        times.append(time.perf_counter() - begin)
+    return {k: np.concatenate(v) for k, v in results.items()}, round(statistics.median(times) * 1000, 2)
+
+
+def _onnx(work, model, features, data, task, labels, reference, runs):
+    import onnxruntime
+
+    from kbert.export.onnx import export_onnx
+    from kbert.tasks.base import model_inputs
+
+    directory = os.path.join(work, "onnx")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "model.onnx")
+    export_onnx(model, path)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    inputs = {k: v.astype(np.int32) for k, v in model_inputs(features).items()}
+    results = {}
+    for start in range(0, len(inputs["token_ids"]), 64):
+        values = session.run(names, {k: v[start:start + 64] for k, v in inputs.items()})
+        for k, v in zip(names, values):
+            results.setdefault(k, []).append(v)
+    out = {k: np.concatenate(v) for k, v in results.items()}
+    times = []
+    one = {k: v[:1] for k, v in inputs.items()}
+    for _ in range(runs):
+        begin = time.perf_counter()
+        session.run(names, one)
+        times.append(time.perf_counter() - begin)
+    diff, agree = _compare(out, reference, features)
+    return {"artifact": "onnx", "path": os.path.relpath(path, work), "bytes": _size(path),
+            "metric": _metric(task, data, features, out, labels), "agreement": agree, "max_abs_diff": diff,
+            "latency_ms": round(statistics.median(times) * 1000, 2)}
+
+
+def _check(rows, limits, task):
+    failures = []
+    keras_metric = rows[0]["metric"]
+    for row in rows[1:]:
+        name = row["artifact"]
+        if name == "tflite_int8":
+            if keras_metric is not None and keras_metric - row["metric"] > limits["tflite_int8_metric_drop"]:
+                failures.append(f"tflite_int8: metric {row['metric']} is more than "
+                                f"{limits['tflite_int8_metric_drop']} points below Keras' {keras_metric}")
+            continue
+        need = limits.get(name)
+        if need is not None and row["agreement"] < need:
+            failures.append(f"{name}: label agreement {row['agreement']:.4f} < {need}")
+        if row.get("text_agreement") is not None and row["text_agreement"] < need:
+            failures.append(f"{name}: raw-text signature agreement {row['text_agreement']:.4f} < {need}")
+    return failures
+
+
+def report_markdown(report):
+    lines = [
+        f"# Export report: {report['model_dir']} ({report['task']}, seq_len {report['seq_len']})", "",
+        f"Verified on {report['eval']['examples']} examples of `{report['eval']['file']}`; "
+        "latency: batch 1, median of the runs, 2 threads.", "",
+        "| artifact | size (MB) | metric | label agreement | max abs diff | latency (ms) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["artifacts"]:
+        size = f"{r['bytes'] / 1e6:.1f}" if r["bytes"] else "-"
+        metric = "-" if r["metric"] is None else f"{r['metric']:.2f}"
+        lines.append(f"| {r['artifact']} | {size} | {metric} | {100 * r['agreement']:.2f}% | "
+                     f"{r['max_abs_diff']:.2e} | {r['latency_ms']} |")
+    lines += ["", "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"]), ""]
+    return "\n".join(lines)
+
+
+def _size(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
