@@ -558,10 +558,8 @@ def _fit_arrays(task, model, directory, test, labels, settings):
     of the tf.data pipeline: same optimizer, schedule, losses and scoring."""
     import warnings
 
-    import keras
-
     from kbert.tasks.base import INPUTS, predict_arrays
-    from kbert.training import make_optimizer
+    from kbert.training import make_optimizer, warmup_steps
 
     with np.load(os.path.join(directory, "train.npz")) as z:
         x = {k: z[k].astype(np.int32) for k in INPUTS}
@@ -572,8 +570,8 @@ def _fit_arrays(task, model, directory, test, labels, settings):
     data = task.read(test, split="eval")
     steps = math.ceil(len(x["token_ids"]) / settings["batch_size"])
     total = steps * settings["epochs"]
-    warmup = int(round(settings["warmup"] * total)) if settings["warmup"] < 1 else int(settings["warmup"])
-    model.compile(optimizer=make_optimizer(settings["lr"], total, warmup, weight_decay=0.01),
+    model.compile(optimizer=make_optimizer(settings["lr"], total, warmup_steps(settings["warmup"], total),
+                                           weight_decay=0.01),
                   **task.compile_args(labels))
     begin, per_epoch = time.time(), []
     for epoch in range(settings["epochs"]):

@@ -2,9 +2,8 @@
 
 import click
 
+from kbert.export import FORMATS
 from kbert.export.tflite import MODES
-
-FORMATS = ("savedmodel", "tflite", "onnx")
 
 
 def _list(allowed, name):

@@ -74,6 +74,7 @@ def finetune(
     from kbert.model_dir import load_model, read_model_dir, save_model
     from kbert.tasks import Task, get_task
     from kbert.training import make_optimizer
+    from kbert.training import warmup_steps as get_warmup_steps
 
     task = task if isinstance(task, Task) else get_task(task, **options)
     info = read_model_dir(init)
@@ -95,7 +96,7 @@ def finetune(
 
     train_ds, batches = task.train_dataset(train_data, tokenizer, labels, seq_len, batch_size, seed)
     total = epochs * batches
-    warmup_steps = int(round(warmup * total)) if warmup < 1 else int(warmup)
+    warmup_steps = get_warmup_steps(warmup, total)
     model.compile(
         optimizer=make_optimizer(lr, total, warmup_steps, weight_decay=weight_decay),
         jit_compile=bool(xla),

@@ -48,6 +48,11 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
 
 
+def warmup_steps(warmup, total):
+    """Warm-up steps from a fraction of all `total` steps (< 1) or a step count."""
+    return int(round(warmup * total)) if warmup < 1 else int(warmup)
+
+
 def make_optimizer(
     learning_rate,
     total_steps,

@@ -25,6 +25,28 @@ from kbert.data.ner import (
 )
 from kbert.data.squad import SquadExample, SquadFeatures, encode_squad, postprocess, read_squad
 
+# Loaded from kbert.data.pretraining on first use.
+_PRETRAINING = (
+    "DATA_INFO",
+    "MAX_DOCUMENT_SENTENCES",
+    "MaskedTokens",
+    "PretrainingConfig",
+    "create_instances",
+    "data_errors",
+    "dynamic_dataset",
+    "expand_paths",
+    "held_out_split",
+    "mask_tokens",
+    "mask_tokens_tf",
+    "read_data_info",
+    "read_documents",
+    "special_token_ids",
+    "split_sentences",
+    "tfrecord_dataset",
+    "truncate_pair",
+    "write_tfrecords",
+)
+
 __all__ = [
     "Sentence",
     "SquadExample",
@@ -44,47 +66,8 @@ __all__ = [
     "read_text_data",
     "split_words",
     "text_dataset",
-    "DATA_INFO",
-    "MAX_DOCUMENT_SENTENCES",
-    "MaskedTokens",
-    "PretrainingConfig",
-    "create_instances",
-    "data_errors",
-    "dynamic_dataset",
-    "expand_paths",
-    "held_out_split",
-    "mask_tokens",
-    "mask_tokens_tf",
-    "read_data_info",
-    "read_documents",
-    "special_token_ids",
-    "split_sentences",
-    "tfrecord_dataset",
-    "truncate_pair",
-    "write_tfrecords",
+    *_PRETRAINING,
 ]
-
-
-_PRETRAINING = {
-    "DATA_INFO",
-    "MAX_DOCUMENT_SENTENCES",
-    "MaskedTokens",
-    "PretrainingConfig",
-    "create_instances",
-    "data_errors",
-    "dynamic_dataset",
-    "expand_paths",
-    "held_out_split",
-    "mask_tokens",
-    "mask_tokens_tf",
-    "read_data_info",
-    "read_documents",
-    "special_token_ids",
-    "split_sentences",
-    "tfrecord_dataset",
-    "truncate_pair",
-    "write_tfrecords",
-}
 
 
 def __getattr__(name):

@@ -10,15 +10,15 @@ def export_onnx(model, path, seq_len=None):
     import tensorflow as tf
     import tf2onnx
 
-    specs = [tf.TensorSpec([None, seq_len], tf.int32, name=n) for n in ("token_ids", "segment_ids", "padding_mask")]
+    from kbert.export.savedmodel import call_model
+    from kbert.tasks.base import INPUTS
+
+    specs = [tf.TensorSpec([None, seq_len], tf.int32, name=n) for n in INPUTS]
 
     @tf.function(input_signature=specs)
     def fn(token_ids, segment_ids, padding_mask):
-        out = model({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
-                    training=False)
-        if not isinstance(out, dict):
-            out = {"logits": out}
-        return {k: tf.identity(tf.cast(v, tf.float32), name=k) for k, v in out.items()}
+        out = call_model(model, {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
+        return {k: tf.identity(v, name=k) for k, v in out.items()}
 
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET, output_path=path)
     return [o.name for o in proto.graph.output]

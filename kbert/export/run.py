@@ -2,7 +2,6 @@
 each against the Keras model, and move the directory into place only when all
 pass their thresholds."""
 
-import json
 import os
 import shutil
 import statistics
@@ -14,6 +13,7 @@ import time
 import numpy as np
 
 from kbert.errors import ConfigError, DataError, KbertError
+from kbert.io import atomic_dir, write_json
 from kbert.export.tflite import MODES, TFLITE_INPUTS
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -101,10 +101,8 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
         reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
 
     out = os.path.abspath(os.fspath(out))
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(out) + "-", dir=parent)
-    try:
+    # Built aside and moved into place only when every check passed.
+    with atomic_dir(out) as work:
         if os.path.isdir(os.path.join(out, "serving")):
             shutil.copytree(os.path.join(out, "serving"), os.path.join(work, "serving"))
         rows = [_keras_row(model, features, reference, data, task, labels, latency_runs)]
@@ -136,23 +134,13 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
             "quantization": [r["artifact"] for r in rows if r["artifact"].startswith("tflite")],
             "metrics": {r["artifact"]: r.get("metric") for r in rows},
         }
-        _write_json(os.path.join(work, "model_card.json"), card)
-        _write_json(os.path.join(work, "report.json"), report)
+        write_json(os.path.join(work, "model_card.json"), card)
+        write_json(os.path.join(work, "report.json"), report)
         with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as f:
             f.write(report_markdown(report))
         if failures:
             raise ExportError("; ".join(failures) + " (nothing written)")
-        if os.path.isdir(out):
-            old = out + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(work, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, out)
-        return report
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return report
 
 
 def _head(data, n):
@@ -199,14 +187,9 @@ def _keras_row(model, features, reference, data, task, labels, runs):
     from kbert.tasks.base import model_inputs
 
     one = {k: v[:1] for k, v in model_inputs(features).items()}
-    times = []
-    model.predict_on_batch(one)
-    for _ in range(runs):
-        begin = time.perf_counter()
-        model.predict_on_batch(one)
-        times.append(time.perf_counter() - begin)
+    latency = _latency_ms(lambda: model.predict_on_batch(one), runs)
     return {"artifact": "keras", "path": None, "bytes": None, "metric": _metric(task, data, features, reference, labels),
-            "agreement": 1.0, "max_abs_diff": 0.0, "latency_ms": round(statistics.median(times) * 1000, 2)}
+            "agreement": 1.0, "max_abs_diff": 0.0, "latency_ms": latency}
 
 
 def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pair, features, data, task,
@@ -224,7 +207,7 @@ def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pai
     texts = _texts(data, task_name, pair)
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(os.path.join(tmp, "inputs.npz"), **model_inputs(features))
-        _write_json(os.path.join(tmp, "texts.json"), texts)
+        write_json(os.path.join(tmp, "texts.json"), texts)
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_savedmodel.py")
         result = subprocess.run([sys.executable, script, path, os.path.join(tmp, "inputs.npz"),
                                  os.path.join(tmp, "texts.json"), os.path.join(tmp, "out.npz"), str(runs)],
@@ -310,13 +293,8 @@ def _run_tflite(path, inputs, runs):
         out = runner(**{k: v[i:i + 1] for k, v in feed.items()})
         for k, v in out.items():
             results.setdefault(k, []).append(v)
-    times = []
     one = {k: v[:1] for k, v in feed.items()}
-    for _ in range(runs):
-        begin = time.perf_counter()
-        runner(**one)
-        times.append(time.perf_counter() - begin)
-    return {k: np.concatenate(v) for k, v in results.items()}, round(statistics.median(times) * 1000, 2)
+    return {k: np.concatenate(v) for k, v in results.items()}, _latency_ms(lambda: runner(**one), runs)
 
 
 def _onnx(work, model, features, data, task, labels, reference, runs):
@@ -341,16 +319,12 @@ def _onnx(work, model, features, data, task, labels, reference, runs):
         for k, v in zip(names, values):
             results.setdefault(k, []).append(v)
     out = {k: np.concatenate(v) for k, v in results.items()}
-    times = []
     one = {k: v[:1] for k, v in inputs.items()}
-    for _ in range(runs):
-        begin = time.perf_counter()
-        session.run(names, one)
-        times.append(time.perf_counter() - begin)
+    latency = _latency_ms(lambda: session.run(names, one), runs)
     diff, agree = _compare(out, reference, features)
     return {"artifact": "onnx", "path": os.path.relpath(path, work), "bytes": _size(path),
             "metric": _metric(task, data, features, out, labels), "agreement": agree, "max_abs_diff": diff,
-            "latency_ms": round(statistics.median(times) * 1000, 2)}
+            "latency_ms": latency}
 
 
 def _check(rows, limits, task):
@@ -388,13 +362,19 @@ def report_markdown(report):
     return "\n".join(lines)
 
 
+def _latency_ms(fn, runs):
+    """Median wall time of `fn()` in ms over `runs` calls, after one warm-up."""
+    fn()
+    times = []
+    for _ in range(max(int(runs), 1)):
+        begin = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - begin)
+    return round(statistics.median(times) * 1000, 2)
+
+
 def _size(path):
     if os.path.isfile(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
-
-def _write_json(path, value):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")

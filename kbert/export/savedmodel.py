@@ -22,7 +22,18 @@ Outputs of serving_default per task:
         `score`.
 """
 
-INPUTS = ("token_ids", "segment_ids", "padding_mask")
+from kbert.tasks.base import INPUTS
+
+
+def call_model(model, inputs):
+    """The model's outputs on `inputs` as a dict of float32 tensors (`logits`
+    for single-output models): what every exported signature returns."""
+    import tensorflow as tf
+
+    out = model(inputs, training=False)
+    if not isinstance(out, dict):
+        out = {"logits": out}
+    return {k: tf.cast(v, tf.float32) for k, v in out.items()}
 
 
 def serving_archive(model, tokenizer, task, labels, seq_len, pair=False, max_answer_length=30):
@@ -37,11 +48,7 @@ def serving_archive(model, tokenizer, task, labels, seq_len, pair=False, max_ans
 
     ids_spec = {k: tf.TensorSpec([None, seq_len], tf.int32, name=k) for k in INPUTS}
 
-    def ids_fn(inputs):
-        out = model(inputs, training=False)
-        return out if isinstance(out, dict) else {"logits": out}
-
-    archive.add_endpoint("ids", ids_fn, input_signature=[ids_spec])
+    archive.add_endpoint("ids", lambda inputs: call_model(model, inputs), input_signature=[ids_spec])
 
     text_spec = tf.TensorSpec([None], tf.string, name="text")
     pair_spec = tf.TensorSpec([None], tf.string, name="text_pair")
@@ -113,7 +120,7 @@ def serving_archive(model, tokenizer, task, labels, seq_len, pair=False, max_ans
         archive.add_endpoint("serving_default", answer, input_signature=[text_spec, pair_spec])
     else:  # encoder / pretrain: the encoder's outputs for text
         def encode(text):
-            return ids_fn(tokenizer(text, seq_len=seq_len))
+            return call_model(model, tokenizer(text, seq_len=seq_len))
 
         archive.add_endpoint("serving_default", encode, input_signature=[text_spec])
     return archive
@@ -145,7 +152,3 @@ def _token_offsets(text, begin, end, seq_len):
     begin = begin[:, :seq_len]
     return _chars_before(text, tf.cast(begin, tf.int32)), _chars_before(text, tf.cast(end, tf.int32))
 
-
-def write_savedmodel(archive, path):
-    """Write the archive to `path` (a new directory)."""
-    archive.write_out(path, verbose=False)

@@ -31,14 +31,13 @@ def ids_archive(model, seq_len):
     import keras
     import tensorflow as tf
 
+    from kbert.export.savedmodel import call_model
+
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def fn(ids, mask, segment_ids):
-        out = model({"token_ids": ids, "segment_ids": segment_ids, "padding_mask": mask}, training=False)
-        if not isinstance(out, dict):
-            out = {"logits": out}
-        return {k: tf.cast(v, tf.float32) for k, v in out.items()}
+        return call_model(model, {"token_ids": ids, "segment_ids": segment_ids, "padding_mask": mask})
 
     specs = [tf.TensorSpec([1, seq_len], tf.int32, name=n) for n in TFLITE_INPUTS]
     archive.add_endpoint("serving_default", fn, input_signature=specs)
