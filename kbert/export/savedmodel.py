@@ -42,7 +42,6 @@ def serving_archive(model, tokenizer, task, labels, seq_len, pair=False, max_ans
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.track(tokenizer)
     names = tf.constant([str(x) for x in (labels or [""])])
 
