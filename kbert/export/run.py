@@ -24,6 +24,14 @@ DEFAULT_THRESHOLDS = {
     "tflite_dynamic": 0.99, "tflite_int8_metric_drop": 1.0,
 }
 
+QUANTIZATION = {
+    "tflite_float32": "none",
+    "tflite_float16": "float16 weights, float32 compute",
+    "tflite_dynamic": "int8 weights, activations quantized at run time",
+    "tflite_int8": "int8 weights and activations, calibrated; LayerNorm, masked softmax, residual adds and "
+                   "the feed-forward output projection stay float32; int32 inputs, float32 outputs",
+}
+
 
 class ExportError(KbertError):
     """An artifact failed its check; nothing was written."""
@@ -131,7 +139,8 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
             "task": task_name, "seq_len": seq_len, "lowercase": info.lowercase, "labels": labels or [],
             "tflite_inputs": {k: f"int32 [1, {seq_len}]" for k in TFLITE_INPUTS},
             "tflite_outputs": sorted(reference), "savedmodel_signatures": ["serving_default", "ids"],
-            "quantization": [r["artifact"] for r in rows if r["artifact"].startswith("tflite")],
+            "quantization": {r["artifact"]: QUANTIZATION[r["artifact"]] for r in rows
+                             if r["artifact"].startswith("tflite")},
             "metrics": {r["artifact"]: r.get("metric") for r in rows},
         }
         write_json(os.path.join(work, "model_card.json"), card)
@@ -225,8 +234,25 @@ def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pai
     # The raw-string signature must agree with the Keras model on the same texts.
     text_logits = {k: out["text." + k] for k in reference if "text." + k in out}
     if text_logits:
-        row["text_max_abs_diff"], row["text_agreement"] = _compare(text_logits, reference, features)
+        texts_at, rows_at = _one_window(features, len(next(iter(text_logits.values()))))
+        row["text_max_abs_diff"], row["text_agreement"] = _compare(
+            {k: v[texts_at] for k, v in text_logits.items()}, {k: v[rows_at] for k, v in reference.items()},
+            {k: v[rows_at] for k, v in features.items() if k == "padding_mask"})
     return row
+
+
+def _one_window(features, n_texts):
+    """(text positions, feature rows) of the inputs that fit in one window: a
+    NER sentence or QA context split into several windows has no single
+    raw-text answer to compare row by row."""
+    key = next((k for k in ("sentence_index", "example_index") if k in features), None)
+    if key is None:
+        return np.arange(n_texts), np.arange(n_texts)
+    owner = np.asarray(features[key])
+    counts = np.bincount(owner, minlength=n_texts)
+    texts = np.flatnonzero(counts == 1)
+    first_row = {int(o): i for i, o in reversed(list(enumerate(owner)))}
+    return texts, np.array([first_row[int(t)] for t in texts], dtype=int)
 
 
 def _texts(data, task_name, pair):
