@@ -1,8 +1,12 @@
-"""`kbert export`: a thin layer over `kbert.export.export`."""
+"""`kbert export` and `kbert serve-request`: thin layers over `kbert.export`."""
+
+import json
+import os
 
 import click
 
 from kbert.export import FORMATS
+from kbert.export.request import DEFAULT_URL, FORMS
 from kbert.export.tflite import MODES
 
 
@@ -53,4 +57,109 @@ def export_(model_dir, formats, quantize, seq_len, eval_, eval_size, calibration
     click.echo(f"wrote {out}")
 
 
-COMMANDS = [export_]
+@click.command("serve-request")
+@click.option("--text", "texts", multiple=True, metavar="TEXT",
+              help="A text to send; repeat for a batch. The question for QA.")
+@click.option("--text-pair", "pairs", multiple=True, metavar="TEXT",
+              help="The second text of each --text (pair classifiers; the context for QA).")
+@click.option("--file", "file_", type=click.Path(dir_okay=False),
+              help="UTF-8 file of texts, one a line; 'text<TAB>text_pair' lines for pairs. Blank lines are skipped.")
+@click.option("--form", type=click.Choice(FORMS), default="instances", show_default=True,
+              help="instances: one object per text (row format); inputs: one list per input (columnar).")
+@click.option("--signature", type=click.Choice(["serving_default", "ids"]), default="serving_default",
+              show_default=True, help="ids: tokenize here with --export's vocab.txt and send token ids.")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False),
+              help="Export directory (exports/NAME): the default --model, and the vocab for --signature ids.")
+@click.option("--model", help="Model name on the server (default: --export's folder name, else 'model').")
+@click.option("--model-version", type=click.IntRange(min=1), help="Ask for this version (default: the latest).")
+@click.option("--url", help=f"Model server, e.g. {DEFAULT_URL}: POST the request and print the answer.")
+@click.option("--curl", is_flag=True, help=f"Print a curl command line (to --url, else {DEFAULT_URL}).")
+@click.option("--local", type=click.Path(file_okay=False),
+              help="Answer in-process with this SavedModel (exports/NAME or a version folder), formatted as "
+                   "TF Serving would: no server needed.")
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds to wait for --url.")
+def serve_request(texts, pairs, file_, form, signature, export_dir, model, model_version, url, curl, local, timeout):
+    """Build a TF Serving REST predict request from text.
+
+    Prints the JSON body; with --curl the curl command that sends it; with
+    --url the server's answer; with --local the answer of a local SavedModel.
+
+    Example: kbert serve-request --text "a gripping film" --export exports/sst2 --curl
+    """
+    from kbert.export.request import body_json, curl_command, post, predict_locally, predict_request, predict_url
+
+    if sum(map(bool, (url and not curl, curl, local))) > 1:
+        raise click.UsageError("give at most one of --url, --curl, --local (--curl may name its --url)")
+    texts, pairs = _request_texts(texts, pairs, file_)
+    if signature == "ids":
+        if not export_dir:
+            raise click.UsageError("--signature ids tokenizes with the export's vocab: pass --export DIR")
+        body = _ids_body(export_dir, texts, pairs, form)
+    else:
+        body = predict_request(texts, pairs, signature=signature, form=form)
+    model = model or (os.path.basename(os.path.normpath(export_dir)) if export_dir else "model")
+    if local:
+        from kbert.cli import _start_tensorflow
+
+        _start_tensorflow()
+        click.echo(predict_locally(local, body))
+    elif curl:
+        click.echo(curl_command(predict_url(url or DEFAULT_URL, model, model_version), body))
+    elif url:
+        answer = post(predict_url(url, model, model_version), body, timeout=timeout)
+        click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+    else:
+        click.echo(body_json(body))
+
+
+def _request_texts(texts, pairs, file_):
+    """(texts, pairs or None) from --text/--text-pair or --file."""
+    from kbert.errors import DataError
+    from kbert.io import iter_text_lines
+
+    if file_ and (texts or pairs):
+        raise click.UsageError("give texts with --text/--text-pair or with --file, not both")
+    if not file_:
+        if not texts:
+            raise click.UsageError("no text: pass --text TEXT (repeatable) or --file FILE")
+        if pairs and len(pairs) != len(texts):
+            raise click.UsageError(f"{len(texts)} --text but {len(pairs)} --text-pair: give one pair per text")
+        return list(texts), (list(pairs) if pairs else None)
+    rows, first = [], None
+    for number, line in iter_text_lines(file_):
+        if not line.strip():
+            continue
+        row = line.split("\t", 1)
+        if first is None:
+            first = (number, len(row))
+        elif len(row) != first[1]:
+            # Pairs are all-or-nothing: the signature takes text_pair or it does not.
+            raise DataError(f"{file_}:{number}: {'no' if len(row) == 1 else 'a'} tab, unlike line {first[0]}: "
+                            "use 'text<TAB>text_pair' on every line or on none")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{file_}: only blank lines, expected one text a line")
+    return [r[0] for r in rows], ([r[1] for r in rows] if first[1] == 2 else None)
+
+
+def _ids_body(export_dir, texts, pairs, form):
+    """Tokenize as the export does (its vocab.txt, casing and seq_len)."""
+    from kbert.cli import _start_tensorflow
+    from kbert.errors import DataError
+    from kbert.export.request import ids_request
+    from kbert.io import read_json
+
+    card = read_json(os.path.join(export_dir, "model_card.json"))
+    if "seq_len" not in card:
+        raise DataError(f"{os.path.join(export_dir, 'model_card.json')}: no seq_len")
+    _start_tensorflow()
+    from kbert.tokenization import BertTokenizer
+
+    tokenizer = BertTokenizer(os.path.join(export_dir, "vocab.txt"), lowercase=card.get("lowercase", True))
+    packed = tokenizer(texts, pairs, seq_len=int(card["seq_len"]))
+    rows = {k: v.numpy().tolist() for k, v in packed.items()}
+    return ids_request(rows["token_ids"], rows["segment_ids"], rows["padding_mask"], form=form)
+
+
+COMMANDS = [export_, serve_request]
