@@ -233,10 +233,11 @@ def pretrain(corpus, data, eval_data, vocab, preset, config_path, out, batch_siz
 
 
 def _register():
+    from kbert.cli_demo import COMMANDS as DEMO
     from kbert.cli_export import COMMANDS as EXPORT
     from kbert.cli_finetune import COMMANDS
 
-    for command in [*COMMANDS, *EXPORT]:
+    for command in [*COMMANDS, *EXPORT, *DEMO]:
         main.add_command(command)
 
 

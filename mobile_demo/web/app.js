@@ -1,0 +1,293 @@
+// kbert web demo: classify typed text on this device with an exported .tflite model.
+//
+// Served by `kbert demo EXPORT_DIR` (see kbert/cli_demo.py for the URL layout):
+// demo.json names the export and its modes; export/ holds model_card.json, vocab.txt,
+// labels.txt and tflite/model_<mode>.tflite; litert/ holds LiteRT.js and its wasm.
+// URL parameters: ?mode=dynamic picks a model, ?threads=0 keeps LiteRT single-threaded.
+//
+// For tests and the console, window.kbertDemo exposes {ready, classify(text),
+// benchmark(text, runs), load(mode), last(), info}.
+
+import {Tensor, loadAndCompile, loadLiteRt} from '@litertjs/core';
+
+import {WordPieceTokenizer} from './tokenizer.js';
+
+const INPUTS = ['ids', 'mask', 'segment_ids'];
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const state = {demo: null, card: null, labels: [], tokenizer: null, model: null, mode: null, seqLen: 0,
+  latencies: [], count: 0, last: null, runtime: '', busy: Promise.resolve()};
+
+function setStatus(text, error = false) {
+  const status = $('status');
+  status.textContent = text;
+  status.classList.toggle('error', error);
+}
+
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
+function median(values) {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function softmax(logits) {
+  const max = Math.max(...logits);
+  const exps = Array.from(logits, (x) => Math.exp(x - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(x < 10 ? 2 : 1)} ms` : '–');
+
+async function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return 'not supported';
+  if (!window.isSecureContext) return 'needs https';
+  try {
+    await navigator.serviceWorker.register('sw.js');
+    if (!navigator.serviceWorker.controller) {
+      // First visit: let the worker take control (it claims clients on activation),
+      // so that the model and runtime fetched next are cached for offline use.
+      await Promise.race([
+        new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve,
+            {once: true})),
+        new Promise((resolve) => setTimeout(resolve, 8000)),
+      ]);
+    }
+    return navigator.serviceWorker.controller ? 'ready' : 'on next visit';
+  } catch (e) {
+    console.warn('service worker', e);
+    return 'unavailable';
+  }
+}
+
+async function startLiteRt() {
+  // Threads need SharedArrayBuffer, i.e. a cross-origin isolated secure context
+  // (the demo server sends COOP/COEP; a phone over plain http on the LAN has none).
+  const wasmDir = new URL('litert/wasm/', location.href).href;
+  const wantThreads = self.crossOriginIsolated && params.get('threads') !== '0';
+  if (wantThreads) {
+    try {
+      await loadLiteRt(wasmDir, {threads: true});
+      return 'wasm, threads';
+    } catch (e) {
+      console.warn('LiteRT threads unavailable, loading single-threaded:', e.message);
+    }
+  }
+  await loadLiteRt(wasmDir);
+  return 'wasm';
+}
+
+async function loadModel(mode) {
+  setStatus(`Loading model_${mode}.tflite…`);
+  const bytes = new Uint8Array(await (await fetchOk(`export/tflite/model_${mode}.tflite`)).arrayBuffer());
+  const model = await loadAndCompile(bytes, {accelerator: 'wasm'});
+  const inputs = model.getInputDetails();
+  const names = inputs.map((d) => d.name);
+  const missing = INPUTS.filter((n) => !names.includes(n));
+  if (missing.length) {
+    model.delete();
+    throw new Error(`model_${mode}.tflite has inputs ${names.join(', ')}; expected ${INPUTS.join(', ')}`);
+  }
+  const shape = Array.from(inputs.find((d) => d.name === 'ids').shape);
+  if (state.model) state.model.delete();
+  state.model = model;
+  state.mode = mode;
+  state.seqLen = shape[shape.length - 1];
+  state.latencies = [];
+  $('seq-len').textContent = String(state.seqLen);
+  $('model-size').textContent = `${(bytes.length / 1e6).toFixed(1)} MB`;
+  $('mode').value = mode;
+  setStatus(`Ready: ${state.demo.name} (${mode}) runs on this device.`);
+  return {mode, seqLen: state.seqLen, inputs: names, outputs: model.getOutputDetails().map((d) => d.name)};
+}
+
+// One inference; the latency is model.run plus reading the logits back.
+async function infer(encoded) {
+  const shape = [1, state.seqLen];
+  const tensors = Object.fromEntries(INPUTS.map((name) => [name, new Tensor(encoded[name], shape)]));
+  const start = performance.now();
+  let outputs;
+  try {
+    outputs = await state.model.run(tensors);
+  } finally {
+    Object.values(tensors).forEach((t) => t.delete());
+  }
+  const names = Object.keys(outputs);
+  const output = outputs.logits ?? outputs[names[0]];
+  const logits = Array.from(await output.data());
+  const latencyMs = performance.now() - start;
+  Object.values(outputs).forEach((t) => t.delete());
+  return {logits, latencyMs};
+}
+
+async function classify(text) {
+  const t0 = performance.now();
+  const encoded = state.tokenizer.encode(text, state.seqLen);
+  const tokenizeMs = performance.now() - t0;
+  const {logits, latencyMs} = await infer(encoded);
+  state.latencies.push(latencyMs);
+  const probs = softmax(logits);
+  const top = probs.indexOf(Math.max(...probs));
+  const labels = probs.map((_, i) => state.labels[i] ?? `class ${i}`);
+  const tokens = encoded.pieces.length;
+  const result = {text, mode: state.mode, label: labels[top], labels, probs, logits, latencyMs,
+    tokenizeMs, medianMs: median(state.latencies), tokens,
+    truncated: tokens > state.seqLen - 2};
+  state.last = {...result, ids: Array.from(encoded.ids), mask: Array.from(encoded.mask)};
+  render(result, encoded);
+  return result;
+}
+
+function render(result, encoded) {
+  $('result').hidden = false;
+  const label = $('label');
+  label.textContent = result.label;
+  $('confidence').textContent = `${(100 * Math.max(...result.probs)).toFixed(1)}% confident · ${result.mode}`;
+  const probs = $('probs');
+  probs.replaceChildren(...result.probs.map((p, i) => {
+    const row = document.createElement('div');
+    row.className = 'prob' + (result.labels[i] === result.label ? ' top' : '');
+    const name = document.createElement('div');
+    name.className = 'name';
+    const left = document.createElement('span');
+    left.textContent = result.labels[i];
+    const right = document.createElement('span');
+    right.textContent = p.toFixed(4);
+    name.append(left, right);
+    const track = document.createElement('div');
+    track.className = 'track';
+    const fill = document.createElement('div');
+    fill.className = 'fill';
+    fill.style.width = `${(100 * p).toFixed(1)}%`;
+    track.append(fill);
+    row.append(name, track);
+    return row;
+  }));
+  // Full precision for tests and curious users.
+  $('result').dataset.probs = JSON.stringify(result.probs);
+  $('result').dataset.latencyMs = String(result.latencyMs);
+  $('result').dataset.text = result.text;
+  state.count += 1;
+  $('result').dataset.count = String(state.count);
+  $('latency').textContent = ms(result.latencyMs);
+  $('latency-median').textContent = `${ms(result.medianMs)} (${state.latencies.length})`;
+  $('tokenize-ms').textContent = ms(result.tokenizeMs);
+  $('token-count').textContent = `${result.tokens + 2}/${state.seqLen}${result.truncated ? ' (cut)' : ''}`;
+  const pieces = Array.from(encoded.ids.slice(0, result.tokens + 2).filter((_, i) => encoded.mask[i]));
+  $('tokens').textContent = state.tokenizer.toTokens(pieces).join(' ');
+}
+
+async function benchmark(text, runs = 20) {
+  const encoded = state.tokenizer.encode(text, state.seqLen);
+  await infer(encoded); // warm-up
+  const times = [];
+  for (let i = 0; i < runs; i++) times.push((await infer(encoded)).latencyMs);
+  const result = {mode: state.mode, runs, medianMs: median(times), minMs: Math.min(...times),
+    maxMs: Math.max(...times)};
+  $('bench-result').textContent = `median ${ms(result.medianMs)} (min ${ms(result.minMs)})`;
+  return result;
+}
+
+// Actions run one at a time (LiteRT tensors and the model are shared).
+function serial(fn) {
+  const run = state.busy.then(fn);
+  state.busy = run.catch(() => {});
+  return run;
+}
+
+async function init() {
+  $('offline').textContent = await registerServiceWorker();
+  try {
+    state.demo = await (await fetchOk('demo.json')).json();
+  } catch {
+    state.demo = {name: 'model', modes: ['float32', 'float16', 'dynamic', 'int8'], mode: 'float32'};
+  }
+  const [card, labelsText, vocabText] = await Promise.all([
+    fetchOk('export/model_card.json').then((r) => r.json()),
+    fetchOk('export/labels.txt').then((r) => r.text()).catch(() => ''),
+    fetchOk('export/vocab.txt').then((r) => r.text()),
+  ]);
+  state.card = card;
+  state.labels = labelsText.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (!state.labels.length) state.labels = card.labels ?? [];
+  state.tokenizer = new WordPieceTokenizer(vocabText, {lowercase: card.lowercase ?? true});
+  $('model-name').textContent = `${state.demo.name} · ${card.task ?? 'model'} · ${state.labels.join(' / ')}`;
+  if (card.task && card.task !== 'classify') {
+    throw new Error(`this demo shows text classifiers; ${state.demo.name} is a ${card.task} model`);
+  }
+  const select = $('mode');
+  select.replaceChildren(...state.demo.modes.map((m) => new Option(m, m)));
+  state.runtime = await startLiteRt();
+  $('runtime').textContent = state.runtime;
+  const wanted = params.get('mode');
+  const order = [wanted, state.demo.mode, ...state.demo.modes].filter((m) => m && state.demo.modes.includes(m));
+  let lastError;
+  for (const mode of new Set(order)) {
+    try {
+      await loadModel(mode);
+      lastError = null;
+      break;
+    } catch (e) {
+      console.warn(`model_${mode}.tflite`, e);
+      lastError = e;
+    }
+  }
+  if (lastError) throw lastError;
+  select.disabled = false;
+  $('classify').disabled = false;
+  $('bench').disabled = false;
+  return {name: state.demo.name, mode: state.mode, modes: state.demo.modes, seqLen: state.seqLen,
+    runtime: state.runtime, labels: state.labels};
+}
+
+async function onClassify() {
+  const text = $('text').value;
+  try {
+    await serial(() => classify(text));
+  } catch (e) {
+    setStatus(`Error: ${e.message}`, true);
+  }
+}
+
+$('classify').addEventListener('click', onClassify);
+$('text').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) onClassify();
+});
+$('mode').addEventListener('change', async (e) => {
+  try {
+    await serial(() => loadModel(e.target.value));
+    if ($('text').value) await onClassify();
+  } catch (err) {
+    setStatus(`Error: ${err.message}`, true);
+  }
+});
+$('bench').addEventListener('click', async () => {
+  try {
+    await serial(() => benchmark($('text').value || 'a gorgeous , witty , seductive movie .'));
+  } catch (e) {
+    setStatus(`Error: ${e.message}`, true);
+  }
+});
+
+const ready = init().then((info) => {
+  window.kbertDemo.info = info;
+  return info;
+}, (e) => {
+  setStatus(`Error: ${e.message}`, true);
+  throw e;
+});
+window.kbertDemo = {
+  ready,
+  classify: (text) => serial(() => classify(text)),
+  benchmark: (text, runs) => serial(() => benchmark(text, runs)),
+  load: (mode) => serial(() => loadModel(mode)),
+  last: () => state.last ?? null,
+  info: null,
+};
