@@ -233,11 +233,12 @@ def pretrain(corpus, data, eval_data, vocab, preset, config_path, out, batch_siz
 
 
 def _register():
+    from kbert.cli_datasets import COMMANDS as DATASETS
     from kbert.cli_demo import COMMANDS as DEMO
     from kbert.cli_export import COMMANDS as EXPORT
     from kbert.cli_finetune import COMMANDS
 
-    for command in [*COMMANDS, *EXPORT, *DEMO]:
+    for command in [*COMMANDS, *EXPORT, *DEMO, *DATASETS]:
         main.add_command(command)
 
 
