@@ -69,6 +69,7 @@ def quickstart(out="runs/quickstart", from_scratch=False, fast=False, corpus=Non
     """
     from kbert import datasets
     from kbert.export import export
+    from kbert.export.request import latest_version
     from kbert.finetune import finetune
 
     if corpus and not from_scratch:
@@ -106,7 +107,7 @@ def quickstart(out="runs/quickstart", from_scratch=False, fast=False, corpus=Non
     return {
         "out": out, "data": counts, "encoder": encoder, "model": model_dir, "export": export_dir,
         "report": report, "serving": serving,
-        "serving_version": os.path.join(serving, max(os.listdir(serving), key=int)),
+        "serving_version": latest_version(serving),
         "tflite": os.path.join(export_dir, "tflite", "model_dynamic.tflite"),
         "demo_command": f"kbert demo {_shell_path(export_dir)} --host 0.0.0.0 --port 8000",
         "seconds": {**times, "total": round(time.time() - begin, 1)},

@@ -262,7 +262,7 @@ def predict_locally(saved_model, body):
     Returns:
         The response text.
     """
-    path = _latest_version(saved_model)
+    path = latest_version(saved_model)
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
 
@@ -284,7 +284,9 @@ def predict_locally(saved_model, body):
     return serving_response({k: v.numpy() for k, v in out.items()}, form)
 
 
-def _latest_version(path):
+def latest_version(path):
+    """The SavedModel TF Serving would serve from `path`: `path` itself, or the
+    highest numbered version under `path/serving` or `path`."""
     path = os.fspath(path)
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path

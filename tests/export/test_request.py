@@ -21,7 +21,7 @@ from kbert.cli import main
 from kbert.errors import ConfigError, DataError
 from kbert.export.request import (ServingError, body_json, curl_command, ids_request, post, predict_request,
                                   predict_url, serving_response)
-from kbert.export.request import _latest_version
+from kbert.export.request import latest_version
 
 
 def run(*args):
@@ -190,15 +190,15 @@ def test_post_to_a_server_and_its_errors():
     assert len(lines) == 1 and "cannot reach the model server" in lines[0]
 
 
-def test_latest_version_is_picked_like_tf_serving(tmp_path):
+def testlatest_version_is_picked_like_tf_serving(tmp_path):
     for version in ("1", "2", "10"):
         (tmp_path / "serving" / version).mkdir(parents=True)
         (tmp_path / "serving" / version / "saved_model.pb").write_bytes(b"")
     (tmp_path / "serving" / "11").mkdir()  # an unfinished version
-    assert _latest_version(tmp_path) == str(tmp_path / "serving" / "10")
-    assert _latest_version(tmp_path / "serving" / "2") == str(tmp_path / "serving" / "2")
+    assert latest_version(tmp_path) == str(tmp_path / "serving" / "10")
+    assert latest_version(tmp_path / "serving" / "2") == str(tmp_path / "serving" / "2")
     with pytest.raises(DataError, match="no SavedModel"):
-        _latest_version(tmp_path / "serving" / "11")
+        latest_version(tmp_path / "serving" / "11")
 
 
 def test_request_builder_needs_no_tensorflow():
