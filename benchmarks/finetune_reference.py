@@ -192,7 +192,7 @@ def run_task(name, minilm, settings, args):
 
 
 def run_kbert(name, start, train, test, options, settings, args):
-    from kbert.finetune import finetune
+    from kbert.training.finetune import finetune
 
     begin = time.time()
     result = finetune(

@@ -1,7 +1,10 @@
 """kbert: BERT in TensorFlow/Keras 3, from raw text to TF Serving and a phone.
 
 Names are imported lazily so that `kbert --help` and `import kbert` stay fast; the
-first use of a model name imports TensorFlow.
+first use of a model name imports TensorFlow. No public name equals a submodule's
+name (the functions `kbert.finetune`, `kbert.pretrain`, `kbert.quickstart` live in
+`kbert.training.finetune`, `kbert.training.pretrain`, `kbert.recipes.quickstart`),
+so importing a submodule never replaces a function here.
 """
 
 import importlib
@@ -22,9 +25,11 @@ _EXPORTS = {
     "save_model": "kbert.model_dir",
     "read_model_dir": "kbert.model_dir",
     "KbertError": "kbert.errors",
-    "finetune": "kbert.finetune",
-    "evaluate": "kbert.finetune",
-    "predict": "kbert.finetune",
+    "finetune": "kbert.training.finetune",
+    "evaluate": "kbert.training.finetune",
+    "predict": "kbert.training.finetune",
+    "pretrain": "kbert.training.pretrain",
+    "quickstart": "kbert.recipes.quickstart",
 }
 
 __all__ = ["__version__", *_EXPORTS]

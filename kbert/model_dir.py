@@ -103,7 +103,7 @@ def save_model(
     ```
     """
     from kbert.models import task_of
-    from kbert.vocab import load_vocab
+    from kbert.tokenization.vocab import load_vocab
 
     task = task_of(model)
     encoder = model if task == "encoder" else model.encoder
@@ -154,7 +154,7 @@ def read_model_dir(path):
 
     Raises `DataError`/`ConfigError` naming the file and field that is wrong.
     """
-    from kbert.vocab import load_vocab
+    from kbert.tokenization.vocab import load_vocab
 
     path = os.fspath(path)
     if not os.path.isdir(path):

@@ -25,63 +25,8 @@ def _serializable(cls):
     return keras.saving.register_keras_serializable(package="kbert")(cls)
 
 
-class _Model(keras.Model):
-    """Base of kbert models: works around Keras 3.15's multi-worker bugs.
-
-    Keras 3's TF trainer cannot `fit` under MultiWorkerMirroredStrategy out of
-    the box (tensorflow/tensorflow#72388): it reduces the scalar logs of each step
-    with `strategy.reduce("MEAN", v, axis=0)`, which fails on a 0-d tensor, and it
-    reduces a dict of inputs in one call before the first step. Both are fixed
-    here without changing single-worker behaviour.
-    """
-
-    def _is_multi_worker(self):
-        import tensorflow as tf
-
-        strategy = getattr(self, "_distribute_strategy", None)
-        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-    def _rank1_logs(self, logs):
-        if not self._is_multi_worker():
-            return logs
-        # The reduction's mean over axis 0 of [1]-shaped values is the mean over workers.
-        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}
-
-    # Other backends' steps take and return more (JAX: state); leave them alone.
-    def train_step(self, *args, **kwargs):
-        logs = super().train_step(*args, **kwargs)
-        return self._rank1_logs(logs) if keras.backend.backend() == "tensorflow" else logs
-
-    def test_step(self, *args, **kwargs):
-        logs = super().test_step(*args, **kwargs)
-        return self._rank1_logs(logs) if keras.backend.backend() == "tensorflow" else logs
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' TF trainer builds metrics from the first batch after reducing it
-        # with a single `strategy.reduce` call, which MultiWorkerMirroredStrategy
-        # cannot do for a dict of inputs ("Attempt to convert a value ({...
-        # PerReplica..."). Building needs only shapes and dtypes, so take this
-        # worker's first replica's tensors instead; every worker does the same,
-        # so no collective is left unmatched.
-        import tensorflow as tf
-
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None or iterator is None or data_batch is not None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
-            batch = next(it)
-            break
-        batch = keras.tree.map_structure(
-            lambda v: strategy.experimental_local_results(v)[0]
-            if isinstance(v, tf.distribute.DistributedValues) else v,
-            batch,
-        )
-        with strategy.scope():
-            self._symbolic_build(data_batch=batch)
-
-
 @_serializable
-class BertEncoder(_Model):
+class BertEncoder(keras.Model):
     """The BERT encoder: embeddings, `num_layers` Transformer blocks, pooler.
 
     Args:
@@ -159,7 +104,7 @@ class BertEncoder(_Model):
         return cls(**config)
 
 
-class _Task(_Model):
+class _Task(keras.Model):
     """A task model: an encoder plus one head. Subclasses set `task`."""
 
     task = None

@@ -14,7 +14,7 @@ if os.environ.get("KBERT_DEBUG"):
 
 from kbert.config import BertConfig  # noqa: E402
 from kbert.data import PretrainingConfig  # noqa: E402
-from kbert.pretrain import pretrain  # noqa: E402
+from kbert.training.pretrain import pretrain  # noqa: E402
 
 corpus, vocab, out, digest_path = sys.argv[1:5]
 result = pretrain(

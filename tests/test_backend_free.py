@@ -14,7 +14,7 @@ SCRIPT = """
 import sys
 
 import kbert.checkpoints, kbert.data.ner, kbert.data.squad, kbert.metrics, kbert.model_dir
-import kbert.tasks, kbert.training, kbert.vocab
+import kbert.tasks, kbert.training.optimizer, kbert.training.distribution, kbert.tokenization.vocab, kbert.runtime
 from kbert.data import read_conll, read_squad, read_text_data
 from kbert.tasks import get_task
 task = get_task("ner")

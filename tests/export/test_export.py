@@ -11,7 +11,7 @@ from conftest import REPO
 from test_finetune import encoder_dir, sentiment_rows, write_conll, write_squad, write_tsv  # noqa: F401
 from kbert.export import export
 from kbert.export.run import ExportError
-from kbert.finetune import finetune
+from kbert.training.finetune import finetune
 
 
 @pytest.fixture(scope="module")

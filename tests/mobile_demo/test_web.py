@@ -59,7 +59,7 @@ def test_js_tokenizer_matches_golden_ids():
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory, encoder_dir):  # noqa: F811
     from kbert.export import export
-    from kbert.finetune import finetune
+    from kbert.training.finetune import finetune
 
     directory = tmp_path_factory.mktemp("web")
     train = write_tsv(directory / "train.tsv", sentiment_rows(256, 0))

@@ -13,7 +13,7 @@ from kbert.config import BertConfig
 from kbert.data import PretrainingConfig
 from kbert.errors import KbertError
 from kbert.model_dir import load_model, read_model_dir
-from kbert.pretrain import pretrain
+from kbert.training.pretrain import pretrain
 from kbert.tokenization import learn_vocab
 
 TEXT = [

@@ -73,8 +73,8 @@ def finetune(
     """
     from kbert.model_dir import load_model, read_model_dir, save_model
     from kbert.tasks import Task, get_task
-    from kbert.training import make_optimizer
-    from kbert.training import warmup_steps as get_warmup_steps
+    from kbert.training.optimizer import make_optimizer
+    from kbert.training.optimizer import warmup_steps as get_warmup_steps
 
     task = task if isinstance(task, Task) else get_task(task, **options)
     info = read_model_dir(init)

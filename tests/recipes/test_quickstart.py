@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from test_finetune import encoder_dir, sentiment_rows, write_tsv  # noqa: F401
-from kbert import quickstart as qs
+from kbert.recipes import quickstart as qs
 
 
 @pytest.fixture

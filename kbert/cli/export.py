@@ -5,8 +5,10 @@ import os
 
 import click
 
+from kbert.runtime import start_tensorflow
+
 from kbert.export import FORMATS
-from kbert.export.request import DEFAULT_URL, FORMS
+from kbert.serving.client import DEFAULT_URL, FORMS
 from kbert.export.tflite import MODES
 
 
@@ -44,9 +46,7 @@ def export_(model_dir, formats, quantize, seq_len, eval_, eval_size, calibration
 
     Nothing is written when an artifact fails its check (exit code 2).
     """
-    from kbert.cli import _start_tensorflow
-
-    _start_tensorflow()
+    start_tensorflow()
     from kbert.export import export
     from kbert.export.run import report_markdown
 
@@ -87,7 +87,7 @@ def serve_request(texts, pairs, file_, form, signature, export_dir, model, model
 
     Example: kbert serve-request --text "a gripping film" --export exports/sst2 --curl
     """
-    from kbert.export.request import body_json, curl_command, post, predict_locally, predict_request, predict_url
+    from kbert.serving.client import body_json, curl_command, post, predict_locally, predict_request, predict_url
 
     if sum(map(bool, (url and not curl, curl, local))) > 1:
         raise click.UsageError("give at most one of --url, --curl, --local (--curl may name its --url)")
@@ -100,9 +100,7 @@ def serve_request(texts, pairs, file_, form, signature, export_dir, model, model
         body = predict_request(texts, pairs, signature=signature, form=form)
     model = model or (os.path.basename(os.path.normpath(export_dir)) if export_dir else "model")
     if local:
-        from kbert.cli import _start_tensorflow
-
-        _start_tensorflow()
+        start_tensorflow()
         click.echo(predict_locally(local, body))
     elif curl:
         click.echo(curl_command(predict_url(url or DEFAULT_URL, model, model_version), body))
@@ -145,15 +143,14 @@ def _request_texts(texts, pairs, file_):
 
 def _ids_body(export_dir, texts, pairs, form):
     """Tokenize as the export does (its vocab.txt, casing and seq_len)."""
-    from kbert.cli import _start_tensorflow
     from kbert.errors import DataError
-    from kbert.export.request import ids_request
+    from kbert.serving.client import ids_request
     from kbert.io import read_json
 
     card = read_json(os.path.join(export_dir, "model_card.json"))
     if "seq_len" not in card:
         raise DataError(f"{os.path.join(export_dir, 'model_card.json')}: no seq_len")
-    _start_tensorflow()
+    start_tensorflow()
     from kbert.tokenization import BertTokenizer
 
     tokenizer = BertTokenizer(os.path.join(export_dir, "vocab.txt"), lowercase=card.get("lowercase", True))

@@ -7,6 +7,8 @@ import os
 
 import click
 
+from kbert.runtime import start_tensorflow
+
 _COMMON = [
     click.option("--init", required=True, type=click.Path(file_okay=False),
                  help="Model directory to start from (kbert pretrain / import / finetune)."),
@@ -80,10 +82,8 @@ def finetune():
 
 
 def _run(task, init, train, eval_, out, **options):
-    from kbert.cli import _start_tensorflow
-
-    _start_tensorflow()
-    from kbert.finetune import finetune as run
+    start_tensorflow()
+    from kbert.training.finetune import finetune as run
 
     common = {k: options.pop(k) for k in list(options) if k in _FINETUNE_ARGS}
     task_options = {k: v for k, v in options.items() if v is not None}
@@ -161,11 +161,9 @@ def evaluate(model_dir, data, batch_size, seq_len, **options):
 
     Example: kbert evaluate runs/sst2 --data sst2/dev.tsv
     """
-    from kbert.cli import _start_tensorflow
-
     _, task_options = _task_options(model_dir, options)
-    _start_tensorflow()
-    from kbert.finetune import evaluate as run
+    start_tensorflow()
+    from kbert.training.finetune import evaluate as run
 
     click.echo(json.dumps(run(model_dir, data, batch_size=batch_size, seq_len=seq_len, **task_options), indent=2))
 
@@ -203,10 +201,8 @@ def predict(model_dir, texts, pairs, contexts, input_path, batch_size, text_colu
         raise KbertError("nothing to predict: give TEXT arguments or --input FILE")
     if pairs and len(pairs) != len(texts):
         raise KbertError(f"got {len(texts)} texts but {len(pairs)} --pair/--context values")
-    from kbert.cli import _start_tensorflow
-
-    _start_tensorflow()
-    from kbert.finetune import predict as run
+    start_tensorflow()
+    from kbert.training.finetune import predict as run
 
     for text, result in zip(texts, run(model_dir, texts, pairs or None, batch_size=batch_size)):
         click.echo(json.dumps({"text": text, **result}, ensure_ascii=False))

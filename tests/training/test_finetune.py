@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 from kbert.config import BertConfig
 from kbert.errors import ConfigError, DataError
-from kbert.finetune import evaluate, finetune, predict
+from kbert.training.finetune import evaluate, finetune, predict
 from kbert.model_dir import load_model, read_model_dir, save_model
 
 WORDS = "good great fine nice bad awful poor dull the movie film plot was is very and but".split()
@@ -208,7 +208,7 @@ def test_qa_finetune_evaluate_predict(encoder_dir, tmp_path):
 
 
 def test_epoch_evaluator_keeps_best_and_stops_early():
-    from kbert.finetune import _EpochEvaluator
+    from kbert.training.finetune import _EpochEvaluator
 
     scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
 

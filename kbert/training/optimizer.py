@@ -7,9 +7,6 @@ mixed precision, XLA, and a `tf.distribute` strategy picked from the environment
 The only piece written here is the schedule (Keras has no warm-up + linear decay).
 """
 
-import json
-import os
-
 import keras
 
 from kbert.errors import KbertError
@@ -100,33 +97,3 @@ def set_precision(precision):
     if precision not in PRECISIONS:
         raise KbertError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
     keras.config.set_dtype_policy("float32" if precision == "fp32" else precision)
-
-
-def get_strategy():
-    """The `tf.distribute` strategy this process should train under.
-
-    - `TF_CONFIG` naming several workers: `MultiWorkerMirroredStrategy` (every worker
-      runs the same command; see README).
-    - several visible GPUs: `MirroredStrategy`.
-    - otherwise the default strategy (one CPU or GPU).
-
-    TPUs: create `tf.distribute.TPUStrategy(tf.distribute.cluster_resolver.
-    TPUClusterResolver())` yourself and build/compile the model in its scope; the
-    models and datasets here use fixed shapes (`drop_remainder`) as TPUs need.
-    """
-    import tensorflow as tf
-
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    workers = tf_config.get("cluster", {}).get("worker", [])
-    if len(workers) > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief():
-    """True on the worker that writes outputs (worker 0, or a single process)."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = tf_config.get("task", {})
-    return task.get("type", "worker") in ("worker", "chief") and int(task.get("index", 0)) == 0

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from kbert.errors import KbertError
-from kbert.training import WarmupLinearDecay, get_strategy, is_chief, make_optimizer, set_precision
+from kbert.runtime import get_strategy, is_chief
+from kbert.training import WarmupLinearDecay, make_optimizer, set_precision
 
 
 def test_warmup_then_linear_decay():

@@ -1,6 +1,8 @@
-"""`kbert quickstart`: a thin layer over `kbert.quickstart.quickstart`."""
+"""`kbert quickstart`: a thin layer over `kbert.quickstart`."""
 
 import click
+
+from kbert.runtime import start_tensorflow
 
 
 @click.command("quickstart")
@@ -23,10 +25,8 @@ def quickstart_(out, from_scratch, corpus, fast, seed):
     (float32, float16, dynamic int8, full int8) and ONNX, verifies each on the
     test split and prints where they are.
     """
-    from kbert.cli import _start_tensorflow
-
-    _start_tensorflow()
-    from kbert.quickstart import quickstart, summary_markdown
+    start_tensorflow()
+    from kbert.recipes.quickstart import quickstart, summary_markdown
 
     summary = quickstart(out, from_scratch=from_scratch, fast=fast, corpus=list(corpus) or None, seed=seed,
                          progress=lambda m: click.echo(m, err=True))

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from conftest import REPO
 from kbert.cli import main
 from kbert.errors import ConfigError, DataError
-from kbert.export.request import (ServingError, body_json, curl_command, ids_request, post, predict_request,
+from kbert.serving.client import (ServingError, body_json, curl_command, ids_request, post, predict_request,
                                   predict_url, serving_response)
-from kbert.export.request import latest_version
+from kbert.serving.client import latest_version
 
 
 def run(*args):
@@ -202,7 +202,7 @@ def testlatest_version_is_picked_like_tf_serving(tmp_path):
 
 
 def test_request_builder_needs_no_tensorflow():
-    script = ("import sys, kbert.export.request, kbert.cli; "
+    script = ("import sys, kbert.serving.client, kbert.cli; "
               "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr

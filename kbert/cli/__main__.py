@@ -1,0 +1,3 @@
+from kbert.cli.app import main
+
+main()

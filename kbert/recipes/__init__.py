@@ -1,0 +1,2 @@
+"""End-to-end jobs built from the stages (`quickstart`: fetch -> fine-tune ->
+export -> verify)."""
