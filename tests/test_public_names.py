@@ -1,0 +1,48 @@
+"""No public name equals a submodule's name, so importing a submodule can never
+replace a public function (issue: `kbert.evaluate(...)` then `kbert.finetune(...)`
+raised "'module' object is not callable")."""
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import kbert
+
+
+def _submodules(package):
+    return {info.name for info in pkgutil.iter_modules(package.__path__)}
+
+
+def test_no_public_name_equals_a_submodule():
+    for package_name in ["kbert", "kbert.tokenization", "kbert.training", "kbert.checkpoints", "kbert.data",
+                         "kbert.tasks", "kbert.export", "kbert.serving", "kbert.cli", "kbert.recipes"]:
+        package = importlib.import_module(package_name)
+        public = set(getattr(package, "__all__", []))
+        clash = public & _submodules(package)
+        assert not clash, f"{package_name}: public names equal submodules: {sorted(clash)}"
+
+
+def test_public_functions_stay_callable_after_every_submodule_is_imported():
+    # In a fresh interpreter: call-order independent, as a user's script would be.
+    script = """
+import importlib, pkgutil, kbert
+for info in pkgutil.walk_packages(kbert.__path__, "kbert."):
+    if info.name.startswith(("kbert.cli", "kbert.export.check_savedmodel")):
+        continue
+    importlib.import_module(info.name)
+for name in kbert.__all__:
+    value = getattr(kbert, name)
+    assert not type(value).__name__ == "module", name
+for name in ("finetune", "evaluate", "predict", "pretrain", "quickstart"):
+    assert callable(getattr(kbert, name)), name
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_all_lists_only_names_that_resolve():
+    for name in kbert.__all__:
+        assert getattr(kbert, name) is not None
