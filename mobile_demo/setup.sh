@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # What the mobile_demo tests need besides Python: Debian's chromium (browser test),
 # a JDK and junit4 (the Android app's Java logic), and the web demo's npm packages
-# (LiteRT.js, playwright-core) from its package-lock.json. Installs only what is
-# missing; without root or apt-get it says what it skipped (those tests then skip).
+# from its package-lock.json: playwright-core drives the browser test; LiteRT.js is
+# compared with the copy the kbert package ships (kbert/demo/web/litert, refreshed
+# by mobile_demo/web/update_litert.py). `kbert demo` itself needs no npm. Installs
+# only what is missing; without root or apt-get it says what it skipped (those
+# tests then skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 if command -v npm >/dev/null 2>&1; then
-  [ -d mobile_demo/web/node_modules/@litertjs/core ] || npm ci --prefix mobile_demo/web --no-audit --no-fund --silent
+  { [ -d mobile_demo/web/node_modules/playwright-core ] && [ -d mobile_demo/web/node_modules/@litertjs/core ]; } ||
+    npm ci --prefix mobile_demo/web --no-audit --no-fund --silent
 else
   echo "mobile_demo/setup.sh: no npm: skipped the web demo's packages (its tests will skip)"
 fi

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import REPO
 from test_export import classifier  # noqa: F401
-from test_finetune import encoder_dir  # noqa: F401
+from training.test_finetune import encoder_dir  # noqa: F401
 from kbert.export import export
 
 PINS = ["tensorflow==2.20.0", "tensorflow-text==2.20.1"]

@@ -1,13 +1,17 @@
-"""The web demo (mobile_demo/web): JS tokenizer vs kbert's, the page in headless
-chromium vs Python ai_edge_litert on a tiny export, and the `kbert demo` server.
+"""The web demo (kbert/demo/web, tests in mobile_demo/web/test): JS tokenizer vs
+kbert's, the page in headless chromium vs Python ai_edge_litert on a tiny export,
+the vendored LiteRT.js runtime, and the `kbert demo` server's routes and errors
+(its behaviour under load and attack: tests/reliability/test_demo_server.py).
 
-Needs node, `npm ci --prefix mobile_demo/web` and Debian's chromium (/usr/bin/chromium,
-or KBERT_DEMO_CHROMIUM); the tests that need them skip with the reason otherwise.
+The browser test needs node, `npm ci --prefix mobile_demo/web` (playwright-core) and
+Debian's chromium (/usr/bin/chromium, or KBERT_DEMO_CHROMIUM); the tests that need
+them skip with the reason otherwise. The server tests need none of them.
 """
 
 import importlib.util
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -20,10 +24,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO
-from test_finetune import encoder_dir, sentiment_rows, write_tsv  # noqa: F401
+from training.test_finetune import encoder_dir, sentiment_rows, write_tsv  # noqa: F401
 
 WEB = os.path.join(REPO, "mobile_demo", "web")
 NODE_MODULES = os.path.join(WEB, "node_modules")
+PACKAGE_WEB = os.path.join(REPO, "kbert", "demo", "web")
 CHROMIUM = os.environ.get("KBERT_DEMO_CHROMIUM", "/usr/bin/chromium")
 SENTENCES = [
     "the movie was very good",
@@ -81,7 +86,7 @@ def load_reference_module():
 
 
 def test_browser_matches_python_litert(tiny_export, tmp_path):
-    need_node(os.path.join("@litertjs", "core"), "playwright-core")
+    need_node("playwright-core")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium (or set KBERT_DEMO_CHROMIUM)")
     pytest.importorskip("ai_edge_litert")
@@ -100,23 +105,52 @@ def test_browser_matches_python_litert(tiny_export, tmp_path):
     assert [t["text"] for t in figures["texts"]] == SENTENCES, output
     assert figures["maxProbDiff"] is not None and figures["maxProbDiff"] <= 1e-5, output
     assert figures["info"]["seqLen"] == 16 and figures["info"]["labels"] == ["neg", "pos"]
+    # Headless chromium on localhost is cross-origin isolated: the vendored threaded build loads.
+    assert figures["info"]["runtime"] == "wasm, threads"
     assert figures["offline"] is True  # reloaded and classified with the server stopped
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (390 * 3, 844 * 3)  # phone viewport @3x
 
 
-# --- `kbert demo`: the server and its errors (no node or browser needed) ---
+# --- The vendored LiteRT.js runtime (kbert/demo/web/litert) ---
 
-def fake_web(tmp_path, with_modules=True):
+def test_vendored_litert_is_what_the_page_loads():
+    """The wheel ships every WebAssembly build the loader can pick for this page
+    (not JSPI: app.js never asks for it), at the version package-lock.json pins."""
+    litert = os.path.join(PACKAGE_WEB, "litert")
+    with open(os.path.join(litert, "core", "index.js"), encoding="utf-8") as f:
+        builds = set(re.findall(r'var WASM_JS_\w*FILE_NAME = "([\w.]+)"', f.read()))
+    assert "litert_wasm_internal.js" in builds and "litert_wasm_compat_internal.js" in builds
+    for name in builds - {"litert_wasm_jspi_internal.js"}:
+        for ext in (".js", ".wasm"):
+            path = os.path.join(litert, "wasm", name[:-3] + ext)
+            assert os.path.getsize(path) > 1000, path
+    assert not os.path.exists(os.path.join(litert, "wasm", "litert_wasm_jspi_internal.wasm"))
+    with open(os.path.join(litert, "LICENSE"), encoding="utf-8") as f:
+        assert "Apache License" in f.read(500)
+    with open(os.path.join(WEB, "package-lock.json"), encoding="utf-8") as f:
+        version = json.load(f)["packages"]["node_modules/@litertjs/core"]["version"]
+    with open(os.path.join(litert, "README.md"), encoding="utf-8") as f:
+        assert f"`@litertjs/core` {version} " in f.read()
+    if os.path.isdir(os.path.join(NODE_MODULES, "@litertjs", "core")):
+        # Byte for byte what `npm ci` installs (update_litert.py refreshes the copy).
+        result = subprocess.run([sys.executable, os.path.join(WEB, "update_litert.py"), "--check"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- `kbert demo`: the server's routes and errors (no node or browser needed) ---
+
+def fake_web(tmp_path, with_runtime=True):
     web = tmp_path / "web"
     web.mkdir()
     for name in ("index.html", "app.js", "manifest.webmanifest", "sw.js"):
         (web / name).write_text(f"// {name}\n")
-    if with_modules:
-        for folder, name in (("core/dist", "index.js"), ("wasm-utils/dist", "index.js"),
-                             ("core/wasm", "litert_wasm_internal.wasm")):
-            path = web / "node_modules" / "@litertjs" / folder
+    if with_runtime:
+        for folder, name in (("core", "index.js"), ("wasm-utils", "index.js"),
+                             ("wasm", "litert_wasm_internal.wasm")):
+            path = web / "litert" / folder
             path.mkdir(parents=True)
             (path / name).write_bytes(b"\0asm")
     return web
@@ -134,20 +168,24 @@ def fake_export(tmp_path, modes=("float32", "dynamic")):
     return out
 
 
-def test_demo_server_routes_and_mime_types(tmp_path):
-    from kbert.cli_demo import make_server
-
-    server, info = make_server(str(fake_export(tmp_path)), "127.0.0.1", 0, web_dir=str(fake_web(tmp_path)))
+def serve(server):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_demo_server_routes_and_mime_types(tmp_path):
+    from kbert.demo.server import make_server
+
+    server, info = make_server(str(fake_export(tmp_path)), "127.0.0.1", 0, web_dir=str(fake_web(tmp_path)))
+    base = serve(server)
 
     def get(path):
         with urllib.request.urlopen(base + path, timeout=10) as r:
             return r.headers, r.read()
 
     try:
-        assert info["modes"] == ["float32", "dynamic"] and info["mode"] == "float32"
+        assert info["modes"] == ["dynamic", "float32"] and info["mode"] == "float32"
         expect = {"/": "text/html", "/app.js": "text/javascript", "/manifest.webmanifest": "application/manifest+json",
                   "/litert/wasm/litert_wasm_internal.wasm": "application/wasm",
                   "/litert/core/index.js": "text/javascript", "/litert/wasm-utils/index.js": "text/javascript",
@@ -158,11 +196,11 @@ def test_demo_server_routes_and_mime_types(tmp_path):
             assert headers["Content-Type"].startswith(ctype), path
             assert body, path
         headers, body = get("/demo.json")
-        assert json.loads(body)["modes"] == ["float32", "dynamic"]
+        assert json.loads(body)["modes"] == ["dynamic", "float32"]
         assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
         # Only the demo's files: nothing else of the export or the disk.
         for path in ("/export/report.json", "/../setup.cfg", "/export/../vocab.txt", "/node_modules/x",
-                     "/export/tflite/model_int8.tflite"):
+                     "/export/tflite/model_int8.tflite", "/litert/../../exports/toy/vocab.txt"):
             with pytest.raises(urllib.error.HTTPError) as e:
                 get(path)
             assert e.value.code == 404, path
@@ -178,26 +216,76 @@ def test_demo_server_routes_and_mime_types(tmp_path):
         server.server_close()
 
 
+def test_demo_modes_follow_the_model_card(tmp_path):
+    from kbert.demo.server import make_server
+
+    export = fake_export(tmp_path, modes=("int8", "dynamic", "float16"))
+    card = {"task": "classify", "quantization": {"tflite_float16": "", "tflite_dynamic": "", "tflite_int8": ""}}
+    (export / "model_card.json").write_text(json.dumps(card))
+    server, info = make_server(str(export), "127.0.0.1", 0, web_dir=str(fake_web(tmp_path)))
+    server.server_close()
+    assert info == {"name": "toy", "modes": ["float16", "dynamic", "int8"], "mode": "float16"}
+
+
+def test_demo_serves_the_packaged_page_and_runtime(tmp_path):
+    """The page and the LiteRT.js files it loads come from the kbert package."""
+    from kbert.demo.server import make_server
+
+    server, _ = make_server(str(fake_export(tmp_path)), "127.0.0.1", 0)
+    base = serve(server)
+    try:
+        for path in ("/", "/app.js", "/tokenizer.js", "/sw.js", "/icon-192.png", "/litert/core/index.js",
+                     "/litert/wasm-utils/index.js", "/litert/wasm/litert_wasm_internal.js",
+                     "/litert/wasm/litert_wasm_threaded_internal.wasm",
+                     "/litert/wasm/litert_wasm_compat_internal.wasm"):
+            with urllib.request.urlopen(base + path, timeout=10) as r:
+                body = r.read()
+            name = "index.html" if path == "/" else path[1:]
+            with open(os.path.join(PACKAGE_WEB, name), "rb") as f:
+                assert body == f.read(), path
+        # Every file the service worker caches at install is served.
+        with open(os.path.join(PACKAGE_WEB, "sw.js"), encoding="utf-8") as f:
+            shell = re.search(r"const SHELL = \[(.*?)\];", f.read(), re.S).group(1)
+        for name in re.findall(r"'([^']+)'", shell):
+            with urllib.request.urlopen(f"{base}/{name.lstrip('./')}", timeout=10) as r:
+                assert r.status == 200, name
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_demo_command_errors(tmp_path, monkeypatch):
-    import kbert.cli_demo
+    import kbert.demo.server
     from kbert.cli import main
 
     def run(*args):
         return CliRunner().invoke(main, ["demo", *args])
 
     assert "demo" in main.commands
-    web = fake_web(tmp_path)
-    monkeypatch.setattr(kbert.cli_demo, "WEB_DIR", str(web))
     cases = [
         ([str(tmp_path / "missing")], "no such export directory"),
         ([str(fake_export(tmp_path / "a", modes=()))], "no tflite/model_<mode>.tflite"),
         ([str(fake_export(tmp_path / "b", modes=("dynamic",))), "--mode", "int8"],
          "no tflite/model_int8.tflite (available: dynamic)"),
+        ([str(fake_export(tmp_path / "c")), "--keyfile", str(tmp_path / "a" / "exports" / "toy" / "vocab.txt")],
+         "--keyfile needs --certfile"),
+        ([str(fake_export(tmp_path / "d")), "--certfile", str(tmp_path / "d" / "exports" / "toy" / "vocab.txt")],
+         "vocab.txt: cannot load the certificate"),
     ]
     for args, message in cases:
         result = run(*args)
         assert result.exit_code == 2, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
-    shutil.rmtree(web / "node_modules")
-    result = run(str(fake_export(tmp_path / "c")))
-    assert result.exit_code == 2 and "npm ci --prefix" in result.output, result.output
+    # A damaged installation says so instead of serving a page that cannot load.
+    monkeypatch.setattr(kbert.demo.server, "WEB_DIR", str(fake_web(tmp_path, with_runtime=False)))
+    result = run(str(fake_export(tmp_path / "e")))
+    assert result.exit_code == 2 and "litert/core/index.js: missing" in result.output, result.output
+    assert "reinstall kbert" in result.output
+
+
+def test_demo_help_says_how_to_reach_a_phone():
+    from kbert.cli import main
+
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    assert "default: 127.0.0.1" in result.output and "--host 0.0.0.0" in result.output

@@ -1,6 +1,6 @@
 // kbert web demo: classify typed text on this device with an exported .tflite model.
 //
-// Served by `kbert demo EXPORT_DIR` (see kbert/cli_demo.py for the URL layout):
+// Served by `kbert demo EXPORT_DIR` (see kbert/demo/server.py for the URL layout):
 // demo.json names the export and its modes; export/ holds model_card.json, vocab.txt,
 // labels.txt and tflite/model_<mode>.tflite; litert/ holds LiteRT.js and its wasm.
 // URL parameters: ?mode=dynamic picks a model, ?threads=0 keeps LiteRT single-threaded.

@@ -9,7 +9,7 @@ import {dirname, join} from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 
-import {WordPieceTokenizer, basicSplit, normalize} from '../tokenizer.js';
+import {WordPieceTokenizer, basicSplit, normalize} from '../../../kbert/demo/web/tokenizer.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const shared = join(here, '..', '..', 'shared');
