@@ -1,8 +1,11 @@
-"""Data pipelines: pre-training examples from raw text (`kbert.data.pretraining`),
+"""Data pipelines: pre-training examples from raw text (`kbert.data.pretraining`,
+a package: documents, instances, masking, TFRecords, dynamic dataset),
 classification files (`classification`), CoNLL NER (`ner`) and SQuAD (`squad`).
 
-The pre-training names load `kbert.data.pretraining` (and TensorFlow) on first
-use, so the fine-tuning readers and scorers import on any Keras backend."""
+The pre-training names load `kbert.data.pretraining` on first use (and
+TensorFlow with the masking and dataset names; the document reader and the
+sentence splitter need none), so the fine-tuning readers and scorers import on
+any Keras backend."""
 
 import importlib
 
@@ -30,6 +33,7 @@ _PRETRAINING = (
     "DATA_INFO",
     "MAX_DOCUMENT_SENTENCES",
     "MaskedTokens",
+    "MaskingSpec",
     "PretrainingConfig",
     "create_instances",
     "data_errors",
