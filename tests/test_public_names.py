@@ -16,7 +16,8 @@ def _submodules(package):
 
 def test_no_public_name_equals_a_submodule():
     for package_name in ["kbert", "kbert.tokenization", "kbert.training", "kbert.checkpoints", "kbert.data",
-                         "kbert.tasks", "kbert.export", "kbert.serving", "kbert.cli", "kbert.recipes"]:
+                         "kbert.tasks", "kbert.export", "kbert.serving", "kbert.cli", "kbert.recipes",
+                         "kbert.demo", "kbert.data.pretraining"]:
         package = importlib.import_module(package_name)
         public = set(getattr(package, "__all__", []))
         clash = public & _submodules(package)
