@@ -19,6 +19,7 @@ _EXPORTS = {
     "BertTagger": "kbert.models",
     "BertQuestionAnswerer": "kbert.models",
     "BertTokenizer": "kbert.tokenization",
+    "BertPreprocessor": "kbert.preprocessing",
     "load_vocab": "kbert.tokenization",
     "learn_vocab": "kbert.tokenization",
     "load_model": "kbert.model_dir",

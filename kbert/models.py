@@ -96,6 +96,25 @@ class BertEncoder(keras.Model):
     def token_embedding(self):
         return self.embeddings.token_embedding
 
+    @classmethod
+    def from_pretrained(cls, path):
+        """The encoder of a pre-trained model.
+
+        Args:
+            path: a kbert model directory of any task (its encoder is taken), or a
+                Hugging Face BERT directory or hub id (converted in memory by
+                `kbert.checkpoints.load_hf`; hub ids need the network).
+
+        Examples:
+        ```python
+        encoder = kbert.BertEncoder.from_pretrained("runs/minilm")
+        encoder = kbert.BertEncoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+        ```
+        """
+        from kbert.pretrained import encoder_from_pretrained
+
+        return encoder_from_pretrained(path)
+
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
 
@@ -108,6 +127,35 @@ class _Task(keras.Model):
     """A task model: an encoder plus one head. Subclasses set `task`."""
 
     task = None
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs):
+        """This task model on the encoder of a pre-trained model.
+
+        If `path` already holds this task's model and its head agrees with every
+        argument given (or none is given), that model is returned as is, trained
+        head included. If only arguments that keep the head's weights their shape
+        differ (e.g. `dropout`), those weights are kept too. Otherwise a new head
+        (initialized as in `__init__`) goes on the encoder of `path`, and the
+        head-size argument (`num_classes`, `num_labels`) is required.
+
+        Args:
+            path: a kbert model directory of any task, or a Hugging Face BERT
+                directory or hub id (converted in memory by
+                `kbert.checkpoints.load_hf`; hub ids need the network).
+            **kwargs: the head's arguments, as for the constructor (e.g.
+                `num_classes`, `dropout`).
+
+        Examples:
+        ```python
+        model = kbert.BertClassifier.from_pretrained("runs/minilm", num_classes=2)
+        tagger = kbert.BertTagger.from_pretrained("runs/minilm", num_labels=9)
+        qa = kbert.BertQuestionAnswerer.from_pretrained("runs/squad")  # trained head kept
+        ```
+        """
+        from kbert.pretrained import task_from_pretrained
+
+        return task_from_pretrained(cls, path, **kwargs)
 
     def get_config(self):
         return {
@@ -269,18 +317,9 @@ class BertQuestionAnswerer(_Task):
         self.head = head
 
 
-TASK_MODELS = {
-    "encoder": BertEncoder,
-    "pretrain": BertPretrainer,
-    "classify": BertClassifier,
-    "ner": BertTagger,
-    "qa": BertQuestionAnswerer,
-}
-
-
 def task_of(model):
-    """The model-dir task name of a kbert model instance."""
-    for task, cls in TASK_MODELS.items():
-        if type(model) is cls:
-            return task
-    raise TypeError(f"not a kbert model: {type(model).__name__}")
+    """The model-dir task name of a kbert model instance (`kbert.tasks.registry`
+    maps task names to these classes)."""
+    from kbert.tasks.registry import task_of as lookup
+
+    return lookup(model)

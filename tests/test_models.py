@@ -143,3 +143,120 @@ def test_pretrainer_fits_with_masked_position_weights(encoder, tiny_config):
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss={"mlm": loss, "nsp": loss})
     history = model.fit(ds, epochs=15, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+# from_pretrained: a model from a kbert model directory or a Hugging Face directory.
+
+
+def _vocab(config):
+    from kbert.tokenization import SPECIAL_TOKENS
+
+    return list(SPECIAL_TOKENS) + [f"w{i}" for i in range(config.vocab_size - len(SPECIAL_TOKENS))]
+
+
+def _save(model, path, config, labels=None):
+    from kbert.model_dir import save_model
+
+    save_model(model, path, vocab=_vocab(config), labels=labels, seq_len=16)
+    return path
+
+
+def _same_outputs(a, b, x):
+    for u, v in zip(keras.tree.flatten(predict(a, x)), keras.tree.flatten(predict(b, x))):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_from_pretrained_takes_the_encoder_of_any_task_dir(tmp_path, encoder, tiny_config):
+    x = random_inputs(tiny_config)
+    tagger_dir = _save(BertTagger(encoder, 3), tmp_path / "ner", tiny_config, labels=["O", "B", "I"])
+    loaded = BertEncoder.from_pretrained(tagger_dir)
+    assert type(loaded) is BertEncoder
+    _same_outputs(encoder, loaded, x)
+
+    enc_dir = _save(encoder, tmp_path / "enc", tiny_config)
+    classifier = BertClassifier.from_pretrained(enc_dir, num_classes=3, dropout=0.2)
+    assert (classifier.num_classes, classifier.dropout) == (3, 0.2)
+    _same_outputs(encoder, classifier.encoder, x)
+    assert predict(BertTagger.from_pretrained(enc_dir, num_labels=4), x).shape == (3, 10, 4)
+    assert predict(BertQuestionAnswerer.from_pretrained(enc_dir), x)["start_logits"].shape == (3, 10)
+    pretrainer = BertPretrainer.from_pretrained(tagger_dir, next_sentence=False)
+    assert pretrainer.nsp_head is None
+    _same_outputs(encoder, pretrainer.encoder, x)
+
+
+def test_from_pretrained_returns_a_matching_task_model_as_is(tmp_path, encoder, tiny_config):
+    x = random_inputs(tiny_config)
+    trained = BertClassifier(encoder, 2, dropout=0.3)
+    path = _save(trained, tmp_path / "cls", tiny_config, labels=["neg", "pos"])
+    for kwargs in ({}, {"num_classes": 2}, {"num_classes": 2, "dropout": 0.3}):
+        model = BertClassifier.from_pretrained(path, **kwargs)
+        assert type(model) is BertClassifier and model.dropout == 0.3
+        _same_outputs(trained, model, x)
+    # Another dropout keeps the trained head's weights.
+    model = BertClassifier.from_pretrained(path, dropout=0.0)
+    assert model.dropout == 0.0
+    _same_outputs(trained, model, x)
+    # Another head size is a new head on the same encoder.
+    model = BertClassifier.from_pretrained(path, num_classes=5)
+    assert predict(model, x).shape == (3, 5)
+    _same_outputs(encoder, model.encoder, x)
+
+    qa = BertQuestionAnswerer(encoder)
+    _same_outputs(qa, BertQuestionAnswerer.from_pretrained(_save(qa, tmp_path / "qa", tiny_config)), x)
+    pretrainer = BertPretrainer(encoder)
+    x_mlm = dict(x, mask_positions=np.array([[1, 2], [3, 0], [1, 0]], "int32"))
+    path = _save(pretrainer, tmp_path / "pt", tiny_config)
+    _same_outputs(pretrainer, BertPretrainer.from_pretrained(path), x_mlm)
+    # Dropping NSP keeps the MLM head.
+    mlm_only = BertPretrainer.from_pretrained(path, next_sentence=False)
+    np.testing.assert_array_equal(predict(pretrainer, x_mlm)["mlm"], predict(mlm_only, x_mlm)["mlm"])
+
+
+def test_from_pretrained_errors(tmp_path, encoder, tiny_config):
+    from kbert.errors import ConfigError, DataError
+
+    enc_dir = _save(encoder, tmp_path / "enc", tiny_config)
+    with pytest.raises(ConfigError, match=r"holds an encoder, so BertClassifier needs a new head: pass num_classes"):
+        BertClassifier.from_pretrained(enc_dir)
+    qa_dir = _save(BertQuestionAnswerer(encoder), tmp_path / "qa", tiny_config)
+    with pytest.raises(ConfigError, match=r"holds a BertQuestionAnswerer, so BertTagger .* num_labels"):
+        BertTagger.from_pretrained(qa_dir)
+    with pytest.raises(TypeError, match="num_classes"):
+        BertQuestionAnswerer.from_pretrained(qa_dir, num_classes=2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="neither a kbert model directory"):
+        BertEncoder.from_pretrained(tmp_path / "empty")
+    with pytest.raises(DataError, match="directory not found"):
+        BertEncoder.from_pretrained(tmp_path / "missing" / "dir")
+
+
+def test_from_pretrained_imports_a_hugging_face_directory(tmp_path, encoder, tiny_config):
+    from kbert.checkpoints import export_hf
+
+    x = random_inputs(tiny_config)
+    classifier = BertClassifier(encoder, 3)
+    export_hf(classifier, tmp_path / "hf", vocab=_vocab(tiny_config), labels=["a", "b", "c"])
+    assert not (tmp_path / "hf" / "model.keras").exists()
+    _same_outputs(classifier, BertClassifier.from_pretrained(tmp_path / "hf"), x)
+    _same_outputs(encoder, BertEncoder.from_pretrained(tmp_path / "hf"), x)
+    tagger = BertTagger.from_pretrained(tmp_path / "hf", num_labels=2)
+    assert predict(tagger, x).shape == (3, 10, 2)
+    _same_outputs(encoder, tagger.encoder, x)
+
+
+def test_from_pretrained_downloads_a_hub_id(tmp_path, monkeypatch, encoder, tiny_config):
+    from kbert.checkpoints import export_hf
+
+    hub = pytest.importorskip("huggingface_hub")
+    export_hf(encoder, tmp_path / "hf", vocab=_vocab(tiny_config))
+    requested = []
+
+    def snapshot_download(repo_id, **kwargs):  # no network here: serve the local copy
+        requested.append(repo_id)
+        return str(tmp_path / "hf")
+
+    monkeypatch.setattr(hub, "snapshot_download", snapshot_download)
+    monkeypatch.chdir(tmp_path)
+    model = BertClassifier.from_pretrained("someone/tiny-bert", num_classes=2)
+    assert requested == ["someone/tiny-bert"]
+    _same_outputs(encoder, model.encoder, random_inputs(tiny_config))
