@@ -20,9 +20,9 @@ Face `tokenizers` cannot run in the graph or be exported) or keras-hub's
 * `pack` truncates sentence pairs longest-first, exactly like BERT's
   `_truncate_seq_pair`, then adds `[CLS]`/`[SEP]` and pads.
 
-`learn_vocab` learns a vocabulary from text files with keras-hub's
-`compute_word_piece_vocabulary`, fed with text normalized the same way, so the
-learned vocabulary fits the tokenizer that will use it.
+`learn_vocab` learns a vocabulary from text files with Hugging Face `tokenizers`'
+WordPiece trainer (Rust), fed with text normalized and split into words the same
+way, so the learned vocabulary fits the tokenizer that will use it.
 
 
 Modules: `vocab` (vocab.txt I/O, no TensorFlow), `normalize` (text cleaning in the
