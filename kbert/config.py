@@ -8,6 +8,7 @@ shape error deep inside Keras.
 
 import dataclasses
 import json
+import operator
 import os
 
 from kbert.errors import ConfigError
@@ -37,6 +38,13 @@ PRESETS = {
     "base": (12, 768, 12),
     "large": (24, 1024, 16),
 }
+
+# The shortest sequence a model dir may be trained or exported with: room for
+# [CLS], [SEP] and a few pieces of text (a QA window needs question + context).
+MIN_SEQ_LEN = 8
+# The sequence length recorded when none is asked for (BERT's fine-tuning
+# default), or the model's max_position_embeddings when that is shorter.
+DEFAULT_SEQ_LEN = 128
 
 # kbert field -> Google/HF key
 _EXTERNAL_KEYS = {
@@ -203,3 +211,41 @@ class BertConfig:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(values, f, indent=2)
             f.write("\n")
+
+
+def check_seq_len(seq_len, config, field="seq_len"):
+    """The one range check of a model's sequence length.
+
+    Fine-tuning, evaluation, prediction, pre-training, import, export and
+    `save_model` all call this, so every stage accepts the same lengths:
+    `MIN_SEQ_LEN` up to the model's `max_position_embeddings`.
+
+    Args:
+        seq_len: the length asked for (an integer).
+        config: the model's `BertConfig`.
+        field: the name the error message gives the value.
+
+    Returns:
+        `seq_len` as an `int`.
+
+    Raises:
+        ConfigError: one line naming `field`, the value and the allowed range.
+
+    Examples:
+    ```python
+    check_seq_len(128, kbert.BertConfig.preset("tiny"))   # 128
+    check_seq_len(1024, kbert.BertConfig.preset("tiny"))  # ConfigError: seq_len: 1024 is outside 8..512 ...
+    ```
+    """
+    try:
+        if isinstance(seq_len, bool):
+            raise TypeError
+        value = operator.index(seq_len)
+    except TypeError:
+        raise ConfigError(f"{field}: expected an integer, got {seq_len!r}") from None
+    if not MIN_SEQ_LEN <= value <= config.max_position_embeddings:
+        raise ConfigError(
+            f"{field}: {value} is outside {MIN_SEQ_LEN}..{config.max_position_embeddings} "
+            "(the model's max_position_embeddings)"
+        )
+    return value

@@ -39,7 +39,7 @@ import tempfile
 import zipfile
 
 from kbert.errors import DataError, KbertError
-from kbert.io import atomic_dir, atomic_file
+from kbert.io import atomic_dir, atomic_file, output_dir, writes_output
 
 CACHE_ENV = "KBERT_CACHE"
 SOURCE_FILE = "SOURCE.json"
@@ -333,24 +333,27 @@ def split_rows(rows, seed=0, dev_fraction=0.1, test_fraction=0.1):
     return splits
 
 
+@writes_output("dataset", out="out_dir")
 def prepare_sentiment(out_dir, name="rt_polarity", seed=0, dev_fraction=0.1, test_fraction=0.1,
-                      download=True, progress=None):
+                      download=True, progress=None, train_rows=None, overwrite=False):
     """Write `train.tsv`, `dev.tsv`, `test.tsv` and `SOURCE.json` to `out_dir`.
 
     Each TSV has a `sentence<TAB>label` header. The directory is written as a
-    whole; an existing one is replaced only if it holds nothing but these files.
-    Returns `{split: row count}`.
+    whole; an existing one is replaced only if it is a data set kbert prepared
+    holding nothing else, or with `overwrite=True`. `train_rows` keeps only
+    the first N rows of the (shuffled) train split, for quick runs; SOURCE.json
+    counts the rows written. Returns `{split: row count}`.
     """
     entry = get(name)
-    if os.path.isdir(out_dir):
-        extra = sorted(set(os.listdir(out_dir)) - {f"{split}.tsv" for split in SPLITS} - {SOURCE_FILE})
-        if extra:
-            raise DataError(f"{out_dir}: exists and holds other files ({', '.join(extra[:3])}); "
-                            "pick a new directory")
+    if train_rows is not None and (isinstance(train_rows, bool) or not isinstance(train_rows, int)
+                                   or train_rows < 1):
+        raise KbertError(f"train_rows: expected a positive integer, got {train_rows!r}")
     splits = split_rows(read_sentiment(name, download=download, progress=progress),
                         seed=seed, dev_fraction=dev_fraction, test_fraction=test_fraction)
+    if train_rows is not None:
+        splits["train"] = splits["train"][:train_rows]  # already shuffled: a random subset
     counts = {split: len(rows) for split, rows in splits.items()}
-    with atomic_dir(out_dir) as tmp:
+    with output_dir(out_dir, "dataset") as tmp:
         for split, rows in splits.items():
             with open(os.path.join(tmp, f"{split}.tsv"), "w", encoding="utf-8", newline="") as f:
                 f.write("sentence\tlabel\n")
@@ -358,7 +361,7 @@ def prepare_sentiment(out_dir, name="rt_polarity", seed=0, dev_fraction=0.1, tes
                     f.write(f"{text}\t{label}\n")
         labels = sorted({label for rows in splits.values() for _, label in rows})
         _write_source(os.path.join(tmp, SOURCE_FILE), entry, seed=seed, dev_fraction=dev_fraction,
-                      test_fraction=test_fraction, counts=counts, labels={
+                      test_fraction=test_fraction, train_rows=train_rows, counts=counts, labels={
                           split: {label: sum(1 for _, l in rows if l == label) for label in labels}
                           for split, rows in splits.items()})
     return counts

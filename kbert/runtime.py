@@ -5,12 +5,16 @@ so pre-training, fine-tuning and the CLI agree on who the chief is and which
 strategy trains.
 """
 
+import atexit
 import contextlib
 import dataclasses
 import functools
 import json
 import os
+import re
+import select
 import sys
+import threading
 
 from kbert.errors import ConfigError
 
@@ -32,43 +36,146 @@ def _stderr_to_devnull():
 
 VERBOSE_ENV = "KBERT_VERBOSE"
 
+# A line TensorFlow's C++ side (absl or the older glog format) writes to fd 2:
+# `E0000 00:00:1795.123   4242 util.cc:131] oneDNN supports DT_INT64 ...` or
+# `2024-05-01 12:00:00.123456: W tensorflow/core/...cc:42] ...`, absl's notice
+# that it logs to stderr before it is initialised, and the TFLite runtime's
+# `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.` (its minimal
+# logger; its ERROR lines are kept).
+NATIVE_LOG_LINE = re.compile(
+    rb"(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] "
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] [^ \]]+:\d+\] "
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\r?$"
+    rb"|(?:INFO|VERBOSE|WARNING): )"
+)
+
+
+def verbose_requested():
+    """Whether `kbert --verbose` (or `$KBERT_VERBOSE`) asked for TensorFlow's own lines."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
 
 def start_tensorflow(verbose=None):
     """Import TensorFlow and initialise its devices quietly.
 
-    TensorFlow prints C++ notices to fd 2 before logging is configured,
-    whatever TF_CPP_MIN_LOG_LEVEL says ("failed call to cuInit", and with
-    oneDNN `E0000 ... oneDNN supports DT_INT64 only on platforms with AVX-512`,
-    which looks like an error and comes the first time a kernel runs). They are
-    sent to /dev/null here, and absl/TF Python logging is set to errors only,
-    so a command's output or error stays what the user sees. `verbose=True`
-    leaves everything on; the default reads `$KBERT_VERBOSE` (`kbert --verbose`).
+    TensorFlow's C++ side writes to fd 2 whatever `TF_CPP_MIN_LOG_LEVEL`
+    says: at import ("failed call to cuInit", absl's "before
+    absl::InitializeLog" notice) and later, whenever a graph is first
+    rewritten for oneDNN (`E0000 ... oneDNN supports DT_INT64 only on
+    platforms with AVX-512`, which looks like an error; measured: the first
+    int64 `Transpose` inside a `tf.function`, as in `model.predict`, not any
+    eager op), or a subprocess starts TensorFlow. So TensorFlow is imported
+    with fd 2 on /dev/null, and, when this process's stderr is fd 2, fd 2 stays
+    behind `filter_native_logs` for the rest of the run. absl/TF Python logging
+    is set to errors only. `verbose=True` leaves everything on; the default
+    reads `$KBERT_VERBOSE` (`kbert --verbose`).
     """
     if verbose is None:
-        verbose = os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+        verbose = verbose_requested()
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-    if "tensorflow" in sys.modules:
-        return
-    if verbose:
         import tensorflow as tf  # noqa: F401
 
         return
-    with _stderr_to_devnull():
-        import tensorflow as tf
+    filter_native_logs()
+    if "tensorflow" not in sys.modules:
+        with _stderr_to_devnull():
+            import tensorflow as tf
 
-        tf.get_logger().setLevel("ERROR")
-        tf.config.list_logical_devices()
-        # The oneDNN int64 notice is printed when the first int64 kernel runs,
-        # not at import: run one now, while fd 2 is closed.
-        tf.math.reduce_sum(tf.constant([1], tf.int64)).numpy()
-        tf.strings.to_number(tf.constant(["1"]), tf.int64).numpy()
+            tf.config.list_logical_devices()
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
     try:
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:  # absl comes with TensorFlow; nothing to quiet without it
         pass
+
+
+_filter = None
+
+
+def filter_native_logs():
+    """Keep TensorFlow's C++ log lines off this process's stderr from now on.
+
+    fd 2 becomes a pipe read by a thread that forwards everything except lines
+    matching `NATIVE_LOG_LINE` to the original stderr. Filtering the file
+    descriptor (not `sys.stderr`) also catches lines written by C++ code and by
+    child processes, whenever they come; warming up the ops that log once
+    would miss the next notice a TensorFlow update adds. Partial lines (progress
+    bars) pass through at once. The pipe is drained when the process exits.
+
+    Does nothing when `sys.stderr` is not fd 2 (a test runner capturing
+    output, a notebook) or when already installed.
+
+    Returns:
+        True if fd 2 is filtered.
+    """
+    global _filter
+    if _filter is not None:
+        return True
+    try:
+        if sys.stderr is None or sys.stderr.fileno() != 2:
+            return False
+    except (AttributeError, OSError, ValueError):  # io.StringIO and the like
+        return False
+    _filter = _NativeLogFilter()
+    return True
+
+
+class _NativeLogFilter:
+    """fd 2 -> pipe -> thread -> the original stderr, minus native log lines."""
+
+    # A partial line waits this long for its end before it is passed on.
+    PARTIAL_WAIT_S = 0.05
+
+    def __init__(self):
+        sys.stderr.flush()
+        self.target = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self.read_end = read_end
+        self.thread = threading.Thread(target=self._pump, name="kbert-stderr-filter", daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    def _pump(self):
+        pending = b""
+        while True:
+            if pending and not select.select([self.read_end], [], [], self.PARTIAL_WAIT_S)[0]:
+                self._write(pending)  # a progress bar or prompt, not a log line
+                pending = b""
+            try:
+                chunk = os.read(self.read_end, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            self._write(b"".join(line + b"\n" for line in lines if not NATIVE_LOG_LINE.match(line)))
+        if pending and not NATIVE_LOG_LINE.match(pending):
+            self._write(pending)
+        os.close(self.read_end)
+
+    def _write(self, data):
+        while data:
+            try:
+                data = data[os.write(self.target, data):]
+            except OSError:  # the reader went away (`kbert ... | head`)
+                return
+
+    def close(self):
+        """Put the original stderr back and wait for the pipe to drain."""
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self.target, 2)  # closes the pipe's last write end in this process
+        # A child still holding the pipe keeps it open: do not wait for it forever.
+        self.thread.join(timeout=2.0)
 
 
 @dataclasses.dataclass(frozen=True)

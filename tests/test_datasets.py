@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -285,7 +286,7 @@ def test_split_is_deterministic_stratified_and_disjoint(fake):
 def test_prepare_sentiment_writes_tsvs_kbert_reads(fake, tmp_path):
     out = tmp_path / "rt"
     counts = datasets.prepare_sentiment(out, name="fake", seed=1)
-    assert sorted(os.listdir(out)) == ["SOURCE.json", "dev.tsv", "test.tsv", "train.tsv"]
+    assert sorted(os.listdir(out)) == [".kbert.json", "SOURCE.json", "dev.tsv", "test.tsv", "train.tsv"]
     seen = set()
     for split, n in counts.items():
         data = read_text_data(out / f"{split}.tsv")
@@ -296,8 +297,23 @@ def test_prepare_sentiment_writes_tsvs_kbert_reads(fake, tmp_path):
     datasets.prepare_sentiment(out, name="fake", seed=1)  # replaces its own output
     assert (out / "train.tsv").read_bytes() == first
     (out / "notes.md").write_text("mine")
-    with pytest.raises(DataError, match="holds other files"):
+    with pytest.raises(KbertError, match="holds other files"):
         datasets.prepare_sentiment(out, name="fake")
+
+
+def test_prepare_sentiment_train_rows_counts_what_it_wrote(fake, tmp_path):
+    full = datasets.prepare_sentiment(tmp_path / "full", name="fake", seed=1)
+    counts = datasets.prepare_sentiment(tmp_path / "few", name="fake", seed=1, train_rows=3)
+    assert counts == {**full, "train": 3}
+    source = json.loads((tmp_path / "few" / "SOURCE.json").read_text(encoding="utf-8"))
+    assert source["counts"] == counts and source["train_rows"] == 3
+    assert sum(source["labels"]["train"].values()) == 3
+    assert len(read_text_data(tmp_path / "few" / "train.tsv")) == 3
+    # The first rows of the same shuffled split: a subset of the full one.
+    assert set(read_text_data(tmp_path / "few" / "train.tsv").texts) <= set(
+        read_text_data(tmp_path / "full" / "train.tsv").texts)
+    with pytest.raises(KbertError, match="train_rows: expected a positive integer, got 0"):
+        datasets.prepare_sentiment(tmp_path / "none", name="fake", train_rows=0)
 
 
 @pytest.mark.parametrize("raw, match", [

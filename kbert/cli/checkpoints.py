@@ -10,11 +10,14 @@ from kbert.runtime import start_tensorflow
               help="Checkpoint format: Hugging Face directory (or hub id) or Google's BERT release.")
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
-@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=2),
-              help="Sequence length recorded for fine-tuning and export.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that kbert did not write as this kind of output (its files are lost).")
+@click.option("--seq-len", type=int,
+              help="Sequence length recorded for fine-tuning and export (default: 128, or the model's "
+                   "max_position_embeddings if shorter).")
 @click.option("--architecture", default=None,
               help="HF only: override config.json's architectures[0] (e.g. BertModel).")
-def import_(fmt, source, out, seq_len, architecture):
+def import_(fmt, source, out, seq_len, architecture, overwrite):
     """Import a pre-trained BERT checkpoint as a kbert model directory.
 
     SOURCE is a directory: Google's (bert_config.json, vocab.txt, bert_model.ckpt.*)
@@ -24,7 +27,7 @@ def import_(fmt, source, out, seq_len, architecture):
     start_tensorflow()
     from kbert.checkpoints import import_checkpoint
 
-    info = import_checkpoint(source, out, fmt, seq_len=seq_len, architecture=architecture)
+    info = import_checkpoint(source, out, fmt, seq_len=seq_len, architecture=architecture, overwrite=overwrite)
     click.echo(f"imported {info.task} model ({info.config.num_layers} layers, hidden "
                f"{info.config.hidden_size}, vocab {info.config.vocab_size}) to {info.path}")
 
@@ -33,7 +36,9 @@ def import_(fmt, source, out, seq_len, architecture):
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory to write (config.json, model.safetensors, vocab.txt).")
-def export_hf_(model_dir, out):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that kbert did not write as this kind of output (its files are lost).")
+def export_hf_(model_dir, out, overwrite):
     """Write a kbert model directory as a Hugging Face BERT directory.
 
     `transformers` loads the result with the matching BertFor* class.
@@ -44,7 +49,7 @@ def export_hf_(model_dir, out):
 
     info = read_model_dir(model_dir)
     export_hf(load_model(model_dir), out, vocab=info.vocab, lowercase=info.lowercase,
-              labels=info.labels)
+              labels=info.labels, overwrite=overwrite, inputs=[model_dir])
     click.echo(f"wrote Hugging Face {info.task} model to {out}")
 
 

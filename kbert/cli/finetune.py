@@ -1,13 +1,22 @@
 """`kbert finetune classify|ner|qa`, `kbert evaluate`, `kbert predict`: click
-wrappers over `kbert.finetune` (registered on the `kbert` group in cli.py)."""
+wrappers over `kbert.finetune`, `kbert.evaluate` and `kbert.predict`, whose
+signatures (and the task classes') give every default."""
 
-import inspect
 import json
-import os
 
 import click
 
+from kbert.cli.options import api_default
 from kbert.runtime import start_tensorflow
+from kbert.training.finetune import evaluate as run_evaluate
+from kbert.training.finetune import finetune as run_finetune
+from kbert.training.finetune import predict as run_predict
+from kbert.training.options import option_defaults, task_class
+
+
+def _default(name):
+    return api_default(run_finetune, name)
+
 
 _COMMON = [
     click.option("--init", required=True, type=click.Path(file_okay=False),
@@ -16,46 +25,78 @@ _COMMON = [
     click.option("--eval", "eval_", type=click.Path(dir_okay=False),
                  help="Evaluation file: evaluated every epoch, best epoch kept."),
     click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to write."),
-    click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1)),
-    click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
-    click.option("--lr", default=3e-5, show_default=True, type=float, help="Peak learning rate (AdamW)."),
-    click.option("--warmup", default=0.1, show_default=True, type=float,
+    click.option("--overwrite", is_flag=True,
+                 help="Replace an existing --out that is not a kbert model directory (its files are lost)."),
+    click.option("--epochs", default=_default("epochs"), show_default=True, type=click.IntRange(min=1)),
+    click.option("--batch-size", default=_default("batch_size"), show_default=True, type=click.IntRange(min=1)),
+    click.option("--lr", default=_default("lr"), show_default=True, type=float, help="Peak learning rate (AdamW)."),
+    click.option("--warmup", default=_default("warmup"), show_default=True, type=float,
                  help="Warm-up: fraction of all steps, or a step count."),
-    click.option("--seq-len", type=click.IntRange(min=8), help="Default 128 (qa: 384)."),
-    click.option("--weight-decay", default=0.01, show_default=True, type=float),
-    click.option("--dropout", default=0.1, show_default=True, type=float, help="Dropout of a new head."),
-    click.option("--seed", default=42, show_default=True, type=int),
+    click.option("--weight-decay", default=_default("weight_decay"), show_default=True, type=float),
+    click.option("--dropout", default=_default("dropout"), show_default=True, type=float,
+                 help="Dropout of a new head."),
+    click.option("--seed", default=_default("seed"), show_default=True, type=int),
     click.option("--early-stopping", type=click.IntRange(min=1), metavar="EPOCHS",
                  help="Stop after this many epochs without a better eval metric."),
     click.option("--xla", is_flag=True, help="Compile the train step with XLA."),
 ]
 
-_CLASSIFY = [
-    click.option("--text-column", help="Text column (name, or index with --no-header)."),
-    click.option("--pair-column", help="Second-text column for sentence pairs."),
-    click.option("--label-column", help="Label column."),
-    click.option("--format", "format", type=click.Choice(["tsv", "csv", "jsonl"]),
-                 help="File format (default: from the extension; .txt is TSV)."),
-    click.option("--no-header", "header", flag_value=False, default=None,
-                 help="CSV/TSV files have no header row."),
-]
-_REGRESSION = click.option("--regression/--classification", default=None,
+
+def _seq_len(task):
+    return click.option("--seq-len", type=int,
+                        help=f"Tokens per example, at most the model's max_position_embeddings "
+                             f"(default: the task's, {task_class(task).default_seq_len}).")
+
+
+def _task_option_groups(task, defaults):
+    """Reading/windowing options of one task. `defaults=True` shows the task's
+    defaults (finetune TASK); `False` leaves them unset so that only what is
+    given reaches the API (evaluate: the task comes from the model dir)."""
+    values = option_defaults(task)
+
+    def default(name):
+        return {"default": values[name], "show_default": True} if defaults else {}
+
+    def hint(name, what):
+        return what if defaults else f"{what} (default {values[name]})"
+
+    if task == "classify":
+        return [
+            click.option("--text-column", help="Text column (name, or index with --no-header)."),
+            click.option("--pair-column", help="Second-text column for sentence pairs."),
+            click.option("--label-column", help="Label column."),
+            click.option("--format", "format", type=click.Choice(["tsv", "csv", "jsonl"]),
+                         help="File format (default: from the extension; .txt is TSV)."),
+            click.option("--header/--no-header", "header", default=values["header"] if defaults else None,
+                         help="Whether CSV/TSV files have a header row (default: they have)."),
+        ]
+    if task == "ner":
+        return [
+            click.option("--tag-column", type=int, **default("tag_column"),
+                         help=hint("tag_column", "Tag column of the CoNLL file (-1: last).")),
+            click.option("--word-column", type=int, **default("word_column"),
+                         help=hint("word_column", "Word column.")),
+        ]
+    return [
+        click.option("--doc-stride", type=click.IntRange(min=1), **default("doc_stride"),
+                     help=hint("doc_stride", "Context tokens between windows.")),
+        click.option("--max-query-length", type=click.IntRange(min=1), **default("max_query_length"),
+                     help=hint("max_query_length", "Question pieces kept.")),
+        click.option("--max-answer-length", type=click.IntRange(min=1), **default("max_answer_length"),
+                     help=hint("max_answer_length", "Longest answer in pieces.")),
+        click.option("--n-best", type=click.IntRange(min=1), **default("n_best"),
+                     help=hint("n_best", "Start/end candidates per window.")),
+        click.option("--null-threshold", type=float, **default("null_threshold"),
+                     help=hint("null_threshold", "SQuAD v2 no-answer threshold.")),
+    ]
+
+
+_REGRESSION = click.option("--regression/--classification", default=option_defaults("classify")["regression"],
                            help="Force regression or classification (default: regression for non-integer labels).")
-_NER = [
-    click.option("--tag-column", type=int, help="Tag column of the CoNLL file (default: last)."),
-    click.option("--word-column", type=int, help="Word column (default: 0)."),
-]
 _NER_TRAIN = [
-    click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]),
-                 help="Tagging scheme to learn (default IOB2; input files are converted)."),
+    click.option("--scheme", type=click.Choice(["IOB1", "IOB2", "BIOES"]), default=option_defaults("ner")["scheme"],
+                 show_default=True, help="Tagging scheme to learn (input files are converted)."),
     click.option("--stride", type=click.IntRange(min=0), help="Words of context between windows of a long sentence."),
-]
-_QA = [
-    click.option("--doc-stride", type=click.IntRange(min=1), help="Context tokens between windows (default 128)."),
-    click.option("--max-query-length", type=click.IntRange(min=1), help="Question pieces kept (default 64)."),
-    click.option("--max-answer-length", type=click.IntRange(min=1), help="Longest answer in pieces (default 30)."),
-    click.option("--n-best", type=click.IntRange(min=1), help="Start/end candidates per window (default 20)."),
-    click.option("--null-threshold", type=float, help="SQuAD v2 no-answer threshold (default 0)."),
 ]
 _QA_TRAIN = [
     click.option("--articles", help="START:STOP slice of the training file's articles."),
@@ -77,30 +118,21 @@ def finetune():
     """Fine-tune a model directory: classify, ner or qa.
 
     Every epoch is evaluated on --eval with the task metric and the best epoch is
-    saved to --out with metrics.json and TensorBoard logs.
+    saved to --out with metrics.json, training_curve.png and TensorBoard logs.
     """
 
 
 def _run(task, init, train, eval_, out, **options):
     start_tensorflow()
-    from kbert.training.finetune import finetune as run
-
-    common = {k: options.pop(k) for k in list(options) if k in _FINETUNE_ARGS}
-    task_options = {k: v for k, v in options.items() if v is not None}
-    result = run(task, init, train, out, eval=eval_, **common, **task_options)
+    result = run_finetune(task, init, train, out, eval=eval_, **options)
     metrics = result["metrics"]
     click.echo(json.dumps({k: metrics[k] for k in ("eval", "best_epoch", "train_wall_time_s") if k in metrics},
                           indent=2))
     click.echo(f"wrote {result['model_dir'].path}")
 
 
-_FINETUNE_ARGS = {
-    "epochs", "batch_size", "lr", "warmup", "seq_len", "weight_decay", "dropout", "seed", "early_stopping", "xla",
-}
-
-
 @finetune.command()
-@_options(_COMMON, _CLASSIFY, _REGRESSION)
+@_options(_COMMON, _seq_len("classify"), _task_option_groups("classify", True), _REGRESSION)
 def classify(init, train, eval_, out, **options):
     """Sequence / sentence-pair classification, or regression.
 
@@ -111,7 +143,7 @@ def classify(init, train, eval_, out, **options):
 
 
 @finetune.command()
-@_options(_COMMON, _NER, _NER_TRAIN)
+@_options(_COMMON, _seq_len("ner"), _task_option_groups("ner", True), _NER_TRAIN)
 def ner(init, train, eval_, out, **options):
     """Named-entity recognition on CoNLL files (IOB1, IOB2 or BIOES tags).
 
@@ -121,7 +153,7 @@ def ner(init, train, eval_, out, **options):
 
 
 @finetune.command()
-@_options(_COMMON, _QA, _QA_TRAIN)
+@_options(_COMMON, _seq_len("qa"), _task_option_groups("qa", True), _QA_TRAIN)
 def qa(init, train, eval_, out, **options):
     """Extractive question answering on SQuAD v1.1 / v2.0 JSON.
 
@@ -130,42 +162,24 @@ def qa(init, train, eval_, out, **options):
     _run("qa", init, train, eval_, out, **options)
 
 
-def _task_options(model_dir, options):
-    """The given (non-None) reading options, checked against the model's task."""
-    from kbert.errors import KbertError
-    from kbert.model_dir import read_model_dir
-    from kbert.tasks import TASKS
-
-    info = read_model_dir(model_dir)
-    given = {k: v for k, v in options.items() if v is not None}
-    if info.task not in TASKS:
-        return info, given
-    accepted = set(inspect.signature(TASKS[info.task].__init__).parameters)
-    if info.task == "qa" and "articles" in given:
-        given["eval_articles"] = given.pop("articles")
-    for name in given:
-        if name not in accepted:
-            raise KbertError(f"--{name.replace('_', '-')} does not apply to a {info.task} model")
-    return info, given
-
-
 @click.command()
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="Labelled data file.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--seq-len", type=click.IntRange(min=8), help="Default: the model directory's.")
-@_options(_CLASSIFY, _NER, _QA)
+@click.option("--batch-size", default=api_default(run_evaluate, "batch_size"), show_default=True,
+              type=click.IntRange(min=1))
+@click.option("--seq-len", type=int, help="Default: the model directory's.")
+@_options(*(_task_option_groups(task, False) for task in ("classify", "ner", "qa")))
 @click.option("--articles", help="QA: START:STOP slice of the file's articles.")
 def evaluate(model_dir, data, batch_size, seq_len, **options):
     """Evaluate a fine-tuned model directory; prints the metrics as JSON.
 
+    Reading options apply to the model's task (a classify model takes
+    --text-column, not --doc-stride).
     Example: kbert evaluate runs/sst2 --data sst2/dev.tsv
     """
-    _, task_options = _task_options(model_dir, options)
     start_tensorflow()
-    from kbert.training.finetune import evaluate as run
-
-    click.echo(json.dumps(run(model_dir, data, batch_size=batch_size, seq_len=seq_len, **task_options), indent=2))
+    given = {k: v for k, v in options.items() if v is not None}
+    click.echo(json.dumps(run_evaluate(model_dir, data, batch_size=batch_size, seq_len=seq_len, **given), indent=2))
 
 
 @click.command()
@@ -176,7 +190,8 @@ def evaluate(model_dir, data, batch_size, seq_len, **options):
 @click.option("--input", "input_path", type=click.Path(dir_okay=False),
               help="Many inputs: .txt = one text per line; .tsv/.csv/.jsonl with text (and pair, or "
                    "question/context for QA) columns.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=api_default(run_predict, "batch_size"), show_default=True,
+              type=click.IntRange(min=1))
 @click.option("--text-column", help="--input column of the texts.")
 @click.option("--pair-column", help="--input column of the second texts / QA contexts.")
 def predict(model_dir, texts, pairs, contexts, input_path, batch_size, text_column, pair_column):
@@ -187,39 +202,13 @@ def predict(model_dir, texts, pairs, contexts, input_path, batch_size, text_colu
     Examples: kbert predict runs/sst2 "a gripping film" ;
     kbert predict runs/qa "Who wrote it?" --context "It was written by Ann."
     """
-    from kbert.errors import KbertError
+    from kbert.training.options import prediction_inputs
 
-    info, _ = _task_options(model_dir, {})
-    texts, pairs = list(texts), list(pairs) + list(contexts)
-    if input_path:
-        more, more_pairs = _read_inputs(input_path, info.task, text_column, pair_column)
-        if pairs and more_pairs is None:
-            raise KbertError("--pair/--context cannot be combined with an --input file without pairs")
-        texts += more
-        pairs = pairs + (more_pairs or []) if (pairs or more_pairs) else []
-    if not texts:
-        raise KbertError("nothing to predict: give TEXT arguments or --input FILE")
-    if pairs and len(pairs) != len(texts):
-        raise KbertError(f"got {len(texts)} texts but {len(pairs)} --pair/--context values")
+    texts, pairs = prediction_inputs(model_dir, texts, list(pairs) + list(contexts), input_path,
+                                     text_column, pair_column)
     start_tensorflow()
-    from kbert.training.finetune import predict as run
-
-    for text, result in zip(texts, run(model_dir, texts, pairs or None, batch_size=batch_size)):
+    for text, result in zip(texts, run_predict(model_dir, texts, pairs, batch_size=batch_size)):
         click.echo(json.dumps({"text": text, **result}, ensure_ascii=False))
-
-
-def _read_inputs(path, task, text_column, pair_column):
-    from kbert.data.classification import read_text_data
-    from kbert.io import iter_text_lines
-
-    if os.path.splitext(path)[1].lower() == ".txt" and not text_column:
-        lines = [line for _, line in iter_text_lines(path) if line.strip()]
-        return lines, None
-    if task == "qa":
-        text_column = text_column or "question"
-        pair_column = pair_column or "context"
-    data = read_text_data(path, text_column=text_column, pair_column=pair_column, require_labels=False)
-    return data.texts, data.pairs
 
 
 COMMANDS = [finetune, evaluate, predict]

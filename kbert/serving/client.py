@@ -113,6 +113,65 @@ def ids_request(token_ids, segment_ids=None, padding_mask=None, seq_len=None, si
     return _body(columns, signature, form)
 
 
+def read_texts(path):
+    """The texts of a request file.
+
+    Args:
+        path: UTF-8 text file: one text a line, or `text<TAB>text_pair` on
+            every line (pairs are all or nothing: the signature takes
+            `text_pair` or it does not). Blank lines are skipped.
+
+    Returns:
+        `(texts, text_pairs or None)`.
+
+    Raises:
+        DataError: naming the file and line (a tab on some lines only, no
+            text at all, or what `kbert.io` finds wrong with the file).
+    """
+    from kbert.io import iter_text_lines
+
+    rows, first = [], None
+    for number, line in iter_text_lines(path):
+        if not line.strip():
+            continue
+        row = line.split("\t", 1)
+        if first is None:
+            first = (number, len(row))
+        elif len(row) != first[1]:
+            raise DataError(f"{path}:{number}: {'no' if len(row) == 1 else 'a'} tab, unlike line {first[0]}: "
+                            "use 'text<TAB>text_pair' on every line or on none")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: only blank lines, expected one text a line")
+    return [r[0] for r in rows], ([r[1] for r in rows] if first[1] == 2 else None)
+
+
+def export_ids_request(export_dir, texts, text_pairs=None, form="instances"):
+    """An `ids` request for an export, tokenized as the export does: its
+    `vocab.txt`, and the casing and `seq_len` of its `model_card.json`.
+
+    Imports TensorFlow (the tokenizer); the other builders here do not.
+
+    Args:
+        export_dir: an export directory (`exports/NAME`).
+        texts: list of strings; text_pairs: optional second texts.
+        form: "instances" or "inputs".
+    """
+    card_path = os.path.join(os.fspath(export_dir), "model_card.json")
+    from kbert.io import read_json
+
+    card = read_json(card_path)
+    if "seq_len" not in card:
+        raise DataError(f"{card_path}: no seq_len")
+    from kbert.tokenization import BertTokenizer
+
+    tokenizer = BertTokenizer(os.path.join(os.fspath(export_dir), "vocab.txt"), lowercase=card.get("lowercase", True))
+    packed = tokenizer(_strings(texts, "texts"), None if text_pairs is None else _strings(text_pairs, "text_pairs"),
+                       seq_len=int(card["seq_len"]))
+    rows = {k: v.numpy().tolist() for k, v in packed.items()}
+    return ids_request(rows["token_ids"], rows["segment_ids"], rows["padding_mask"], form=form)
+
+
 def body_json(body, indent=2):
     """`body` as indented JSON text with each list of numbers or strings on
     one line, so a `[batch, seq_len]` ids request stays readable."""

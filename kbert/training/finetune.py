@@ -4,21 +4,26 @@
 Hugging Face or Google, or an earlier fine-tune), puts the task's head on its
 encoder and trains with `model.fit`: BERT's AdamW with linear warm-up and
 decay, an evaluation after every epoch with the task metric, the best epoch
-kept, optional early stopping, TensorBoard logs. The result is a model
-directory with labels, seq_len and `metrics.json`, ready for `evaluate`,
-`predict` and export.
+kept, optional early stopping, TensorBoard logs and a training-curve PNG. The
+result is a model directory with labels, seq_len and `metrics.json`, ready for
+`evaluate`, `predict` and export.
+
+Importing this module needs no Keras (the CLI reads its defaults from these
+signatures); training imports it.
 """
 
 import os
 import shutil
+import sys
 import time
 import warnings
 
-import keras
+from kbert.config import check_seq_len
+from kbert.errors import KbertError
+from kbert.io import require_space, writes_output
 
-from kbert.errors import ConfigError, KbertError
 
-
+@writes_output("model_dir", inputs=("init", "train", "eval"), work=".work")
 def finetune(
     task,
     init,
@@ -38,6 +43,7 @@ def finetune(
     eval_batch_size=64,
     xla=False,
     progress=True,
+    overwrite=False,
     **options,
 ):
     """Fine-tune a model directory on a task and write a new model directory.
@@ -59,11 +65,15 @@ def finetune(
         eval_batch_size: batch size of evaluation.
         xla: compile the train step with XLA (`jit_compile`).
         progress: Keras progress bars.
+        overwrite: replace an existing `out` that is not a kbert model
+            directory (never one holding an input or the current directory).
         **options: task options (columns, CoNLL tag column, QA windowing...;
-            see `kbert.tasks`).
+            see `kbert.tasks`); one the task does not take is a `ConfigError`.
 
     Returns:
-        dict with `model`, `metrics` and `model_dir`.
+        dict with `model`, `metrics` and `model_dir`. The model directory also
+        holds `logs/` (TensorBoard) and `training_curve.png` (loss and the
+        eval metric per epoch).
 
     Examples:
     ```python
@@ -71,14 +81,22 @@ def finetune(
                    eval="sst2/dev.tsv", epochs=3, lr=3e-5)
     ```
     """
+    import keras
+
     from kbert.model_dir import load_model, read_model_dir, save_model
     from kbert.tasks import Task, get_task
+    from kbert.training.callbacks import EpochEvaluator
     from kbert.training.optimizer import make_optimizer
     from kbert.training.optimizer import warmup_steps as get_warmup_steps
+    from kbert.training.options import task_options
 
-    task = task if isinstance(task, Task) else get_task(task, **options)
+    if isinstance(task, Task):
+        if options:
+            raise KbertError(f"{sorted(options)[0]}: give options to the Task object, not with it")
+    else:
+        task = get_task(task, **task_options(task, options, split="train"))
     info = read_model_dir(init)
-    seq_len = _check_seq_len(seq_len or task.default_seq_len, info.config)
+    seq_len = check_seq_len(task.default_seq_len if seq_len is None else seq_len, info.config)
     _check_positive(epochs=epochs, batch_size=batch_size, lr=lr, eval_batch_size=eval_batch_size)
     tokenizer = info.tokenizer()
     train_data = task.read(train, split="train")
@@ -91,10 +109,16 @@ def finetune(
     if info.task == task.name and (info.labels or None) == labels and task.matches(base, labels):
         model = base  # go on training the same head
     else:
-        encoder = base if info.task == "encoder" else base.encoder
-        model = task.build(encoder, labels, dropout)
+        from kbert.tasks.registry import spec
+
+        model = task.build(spec(info.task).encoder(base), labels, dropout)
+    require_space(out, 4 * model.count_params())  # float32 weights, before training
 
     train_ds, batches = task.train_dataset(train_data, tokenizer, labels, seq_len, batch_size, seed)
+    unlocated = getattr(task, "unlocated", None)  # QA answers not found in their context
+    if unlocated:
+        print(f"kbert: {len(unlocated)} of {len(train_data)} training questions left out: answer not found "
+              f"in its context (first: {unlocated[0]!r})", file=sys.stderr, flush=True)
     total = epochs * batches
     warmup_steps = get_warmup_steps(warmup, total)
     model.compile(
@@ -106,7 +130,7 @@ def finetune(
     work = os.fspath(out).rstrip("/\\") + ".work"
     shutil.rmtree(work, ignore_errors=True)
     log_dir = os.path.join(work, "logs")
-    evaluator = _EpochEvaluator(
+    evaluator = EpochEvaluator(
         task, eval_data, tokenizer, labels, seq_len, eval_batch_size, early_stopping,
     )
     callbacks = [evaluator, keras.callbacks.TensorBoard(log_dir=log_dir)]
@@ -125,7 +149,8 @@ def finetune(
     results = {
         "task": task.name,
         "init": os.fspath(init),
-        "train": {"file": os.fspath(train), "examples": len(train_data)},
+        "train": {"file": os.fspath(train), "examples": len(train_data),
+                  **({"unlocated_answers": len(unlocated), "unlocated_ids": unlocated[:20]} if unlocated else {})},
         "epochs": epochs,
         "epochs_run": len(evaluator.history),
         "batch_size": batch_size,
@@ -142,64 +167,25 @@ def finetune(
         results["metric"] = task.metric
     model_dir = save_model(
         model, out, vocab=info.vocab, lowercase=info.lowercase, labels=labels or [],
-        seq_len=seq_len, metrics=results,
+        seq_len=seq_len, metrics=results, task_options=task.options(),
     )
     if os.path.isdir(log_dir):
         shutil.move(log_dir, os.path.join(model_dir.path, "logs"))
     shutil.rmtree(work, ignore_errors=True)
+    _save_curve(model_dir.path, task, evaluator)
     return {"model": model, "metrics": results, "model_dir": model_dir}
 
 
-class _EpochEvaluator(keras.callbacks.Callback):
-    """The task metric on the eval data after every epoch, logged as
-    `val_<name>` (TensorBoard shows it), the best epoch's weights kept in
-    memory, early stopping."""
+def _save_curve(path, task, evaluator):
+    """training_curve.png: the loss and the eval metrics of every epoch."""
+    from kbert.training.curves import save_training_curve
 
-    def __init__(self, task, data, tokenizer, labels, seq_len, batch_size, patience):
-        super().__init__()
-        self.task, self.data, self.tokenizer = task, data, tokenizer
-        self.labels, self.seq_len, self.batch_size = labels, seq_len, batch_size
-        self.patience = patience
-        self.history = []
-        self.best_epoch = None
-        self.best_metrics = {}
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        record = {"epoch": epoch + 1, "loss": float(logs.get("loss", float("nan")))}
-        if self.data is None:
-            self.history.append(record)
-            return
-        metrics = self.task.evaluate(self.model, self.data, self.tokenizer, self.labels, self.seq_len, self.batch_size)
-        record["eval"] = metrics
-        self.history.append(record)
-        for name, value in metrics.items():
-            if isinstance(value, (int, float)):
-                logs[f"val_{name}"] = value
-        value = metrics[self.task.metric]
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-        print(f"epoch {epoch + 1}: eval {shown}", flush=True)
-        if self.best_epoch is None or value > self.best_metrics[self.task.metric]:
-            self.best_epoch, self.best_metrics = epoch + 1, metrics
-            self.best_weights = self.model.get_weights()
-        elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
-            print(f"early stopping: no better {self.task.metric} for {self.patience} epoch(s)", flush=True)
-            self.model.stop_training = True
-
-    def restore_best(self, model):
-        if self.best_weights is not None:
-            model.set_weights(self.best_weights)
-
-
-def _check_seq_len(seq_len, config):
-    seq_len = int(seq_len)
-    if not 8 <= seq_len <= config.max_position_embeddings:
-        raise ConfigError(
-            f"seq_len: {seq_len} is outside 8..{config.max_position_embeddings} "
-            "(the model's max_position_embeddings)"
-        )
-    return seq_len
+    history = evaluator.history
+    names = [k for k, v in (history[0].get("eval") or {}).items() if isinstance(v, float)] if history else []
+    names.sort(key=lambda name: name != task.metric)  # the task metric first
+    metrics = {f"eval {name}": [(h.get("eval") or {}).get(name) for h in history] for name in names}
+    save_training_curve(path, [h["epoch"] for h in history], {"training loss": [h["loss"] for h in history]},
+                        metrics, x_label="epoch", title=f"fine-tuning: {task.name}", best=evaluator.best_epoch)
 
 
 def _check_positive(**values):
@@ -216,7 +202,8 @@ def evaluate(model_dir, data, batch_size=64, seq_len=None, **options):
         data: data file in the task's format (labels must be the model's).
         batch_size: batch size.
         seq_len: default: the model directory's.
-        **options: task options for reading the file (columns...).
+        **options: task options for reading the file (columns...; `articles`
+            slices a SQuAD file); one the task does not take is a `ConfigError`.
 
     Returns:
         The task's metrics dict (also `examples`).
@@ -227,7 +214,7 @@ def evaluate(model_dir, data, batch_size=64, seq_len=None, **options):
     ```
     """
     task, info, model = _open(model_dir, options)
-    seq_len = _check_seq_len(seq_len or info.seq_len, info.config)
+    seq_len = check_seq_len(info.seq_len if seq_len is None else seq_len, info.config)
     examples = task.read(data, split="eval")
     labels = info.labels or None
     task.configure(labels)
@@ -255,7 +242,7 @@ def predict(model_dir, texts, pairs=None, batch_size=32, seq_len=None, **options
     ```
     """
     task, info, model = _open(model_dir, options)
-    seq_len = _check_seq_len(seq_len or info.seq_len, info.config)
+    seq_len = check_seq_len(info.seq_len if seq_len is None else seq_len, info.config)
     texts = [texts] if isinstance(texts, str) else list(texts)
     if pairs is not None:
         pairs = [pairs] if isinstance(pairs, str) else list(pairs)
@@ -268,7 +255,8 @@ def predict(model_dir, texts, pairs=None, batch_size=32, seq_len=None, **options
 
 def _open(model_dir, options):
     from kbert.model_dir import load_model, read_model_dir
-    from kbert.tasks import TASKS, get_task
+    from kbert.tasks import TASKS, model_dir_task
+    from kbert.training.options import task_options
 
     info = read_model_dir(model_dir)
     if info.task not in TASKS:
@@ -276,5 +264,7 @@ def _open(model_dir, options):
             f"{info.path}: a {info.task} model directory; evaluate and predict need a fine-tuned "
             f"{'/'.join(TASKS)} model (kbert finetune)"
         )
-    return get_task(info.task, **options), info, load_model(model_dir)
+    # The options it was trained with (config.json), under those given now.
+    task = model_dir_task(info, **task_options(info.task, options, split="eval"))
+    return task, info, load_model(model_dir)
 

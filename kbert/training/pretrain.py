@@ -5,6 +5,11 @@ precision, strategy) and `kbert.model_dir` (the output). Training runs in chunks
 of `checkpoint_every` steps (Keras "epochs"), so Keras' `BackupAndRestore` saves
 weights, optimizer state and the step counter after each chunk: re-running the same
 command after a crash (even `kill -9`) resumes from the last chunk.
+
+The model directory also gets `logs/` (TensorBoard) and `training_curve.png`
+(losses and accuracies per chunk, the held-out accuracy at the end). Importing
+this module needs no Keras (the CLI reads its defaults from `pretrain`'s
+signature).
 """
 
 import json
@@ -13,11 +18,9 @@ import os
 import shutil
 import time
 
-import keras
-import numpy as np
-
-from kbert.config import BertConfig
+from kbert.config import BertConfig, check_seq_len
 from kbert.errors import KbertError
+from kbert.io import require_space, writes_output
 
 WORK_SUFFIX = ".work"
 
@@ -33,6 +36,8 @@ def _resume_chunk(backup_dir):
 def _baseline(train_ds, eval_ds, batches=20):
     """Held-out MLM accuracy of always predicting the most frequent masked token
     of the training data (the baseline a model must beat)."""
+    import numpy as np
+
     counts = {}
     for _, y, w in train_ds.take(batches):
         ids, weights = y["mlm"].numpy().ravel(), w["mlm"].numpy().ravel()
@@ -47,6 +52,21 @@ def _baseline(train_ds, eval_ds, batches=20):
     return top, hits / max(total, 1.0)
 
 
+def _inputs(arguments):
+    """The paths `pretrain` reads (vocab and config may be objects instead)."""
+    paths = [arguments[name] for name in ("vocab", "config") if isinstance(arguments[name], (str, os.PathLike))]
+    return [*paths, arguments["corpus"], arguments["data"], arguments["eval_data"]]
+
+
+def _chief(arguments):
+    from kbert.runtime import is_chief
+
+    return is_chief()
+
+
+# Only the chief writes `out` (other workers keep their checkpoints in OUT.work),
+# so only the chief claims it. OUT.work is the resume point: kept on failure.
+@writes_output("model_dir", inputs=_inputs, when=_chief)
 def pretrain(
     out,
     *,
@@ -73,6 +93,7 @@ def pretrain(
     split_sentences=False,
     next_sentence=True,
     progress=True,
+    overwrite=False,
 ):
     """Pre-train BERT with masked LM (+ next-sentence prediction) and save a model dir.
 
@@ -98,11 +119,15 @@ def pretrain(
         checkpoint_every: steps between checkpoints (resume points).
         eval_batches: held-out batches evaluated at the end.
         next_sentence: train the NSP head too (BERT); False for MLM only.
+        overwrite: replace an existing `out` that is not a kbert model
+            directory (never one holding an input or the current directory).
 
     Returns:
         dict with `model` (the Keras model), `metrics` and `model_dir` (the
         `ModelDir`, None on non-chief workers).
     """
+    import keras
+
     from kbert.data import PretrainingConfig, data_errors, dynamic_dataset, read_data_info, tfrecord_dataset
     from kbert.model_dir import save_model
     from kbert.models import BertEncoder, BertPretrainer
@@ -130,11 +155,7 @@ def pretrain(
     if isinstance(config, str):
         config = BertConfig.from_json(config) if os.path.isfile(config) else BertConfig.preset(config)
     config = BertConfig(**{**config.to_dict(), "vocab_size": len(tokens)})
-    if data_config.seq_len > config.max_position_embeddings:
-        raise KbertError(
-            f"seq_len: {data_config.seq_len} is longer than the model allows "
-            f"(max_position_embeddings={config.max_position_embeddings})"
-        )
+    check_seq_len(data_config.seq_len, config)
     if steps < 1 or checkpoint_every < 1 or batch_size < 1:
         raise KbertError("steps, checkpoint_every and batch_size must be positive")
     checkpoint_every = min(checkpoint_every, steps)
@@ -176,7 +197,8 @@ def pretrain(
         # Cache the held-out batches and state their number: with an unknown
         # count Keras averages in a phantom empty step when the data runs out.
         eval_ds = eval_ds.take(eval_batches).cache()
-        count = sum(1 for _ in eval_ds)
+        with data_errors():  # a held-out split without text is a DataError, not a traceback
+            count = sum(1 for _ in eval_ds)
         if count == 0:
             raise KbertError("no held-out batches: raise holdout or lower batch_size")
         eval_ds = eval_ds.apply(tf.data.experimental.assert_cardinality(count))
@@ -201,6 +223,8 @@ def pretrain(
             weighted_metrics=metrics,
             jit_compile=bool(xla),
         )
+    if chief:  # the model dir, and a checkpoint: weights and AdamW's two moments
+        require_space(out, 16 * model.count_params())
     train_ds = train_ds.map(_normalize_mlm_weights)
     eval_ds = eval_ds.map(_normalize_mlm_weights) if eval_ds is not None else None
     if not next_sentence:
@@ -247,7 +271,26 @@ def pretrain(
         if os.path.isdir(log_dir):
             shutil.move(log_dir, os.path.join(model_dir.path, "logs"))
         shutil.rmtree(work, ignore_errors=True)
+        _save_curve(model_dir.path, history.history, first_chunk, checkpoint_every, results.get("eval"), steps)
     return {"model": model, "metrics": results, "model_dir": model_dir}
+
+
+def _save_curve(path, history, first_chunk, checkpoint_every, evaluated, steps):
+    """training_curve.png: Keras' per-chunk losses and accuracies against the
+    step, and the held-out accuracies measured at the end."""
+    from kbert.training.curves import save_training_curve
+
+    if not history:
+        return
+    n = len(next(iter(history.values())))
+    x = [(first_chunk + i + 1) * checkpoint_every for i in range(n)]
+    losses = {f"training {k}": v for k, v in history.items() if k.endswith("loss")}
+    metrics = {f"training {k}": v for k, v in history.items() if not k.endswith("loss")}
+    for name, value in (evaluated or {}).items():
+        if name.endswith("accuracy") and not name.startswith("most_frequent"):
+            metrics[f"held-out {name}"] = [None] * (n - 1) + [value]
+    title = "pre-training" + (f" (resumed at step {first_chunk * checkpoint_every})" if first_chunk else "")
+    save_training_curve(path, x, losses, metrics, x_label="step", title=title)
 
 
 def _normalize_mlm_weights(x, y, w):

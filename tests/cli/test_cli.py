@@ -36,11 +36,12 @@ def test_vocab_learns_and_writes(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text(TEXT * 20, encoding="utf-8")
     out = tmp_path / "vocab.txt"
-    result = run("vocab", "--corpus", str(corpus), "--size", "60", "--out", str(out))
+    # 80: the 29 characters and 26 "##" letters leave room for whole words.
+    result = run("vocab", "--corpus", str(corpus), "--size", "80", "--out", str(out))
     assert result.exit_code == 0, result.output
     tokens = out.read_text(encoding="utf-8").splitlines()
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    assert 10 < len(tokens) <= 60
+    assert len(tokens) == 80
     # lowercased and accents stripped: "Café", "naïve", "résumé" leave no trace
     assert all(t == t.lower() and not set(t) & set("éïÉ") for t in tokens[5:])
     assert "the" in tokens
@@ -101,13 +102,24 @@ def test_import_and_export_hf_commands(tmp_path):
     source = tmp_path / "hf"
     transformers.BertForSequenceClassification(config).save_pretrained(source)
     (source / "vocab.txt").write_text("".join(t + "\n" for t in list(SPECIAL_TOKENS) + [f"t{i}" for i in range(35)]))
+    # A length the model cannot take is an error, not silently cut to max_position_embeddings.
+    result = run("import", "--from", "hf", str(source), "--out", str(tmp_path / "kb"), "--seq-len", "100000")
+    assert result.exit_code == 2 and result.output.splitlines() == [
+        "Error: seq_len: 100000 is outside 8..32 (the model's max_position_embeddings)"]
+    assert not (tmp_path / "kb").exists()
+    # Without --seq-len: 128, or the model's maximum when that is shorter.
+    result = run("import", "--from", "hf", str(source), "--out", str(tmp_path / "default"))
+    assert result.exit_code == 0, result.output
+    from kbert.model_dir import read_model_dir
+
+    assert read_model_dir(tmp_path / "default").seq_len == 32
     result = run("import", "--from", "hf", str(source), "--out", str(tmp_path / "kb"), "--seq-len", "16")
     assert result.exit_code == 0, result.output
     assert "imported classify model" in result.output
     result = run("export-hf", str(tmp_path / "kb"), "--out", str(tmp_path / "back"))
     assert result.exit_code == 0, result.output
-    assert sorted(os.listdir(tmp_path / "back")) == ["config.json", "model.safetensors", "tokenizer_config.json",
-                                                      "vocab.txt"]
+    assert sorted(os.listdir(tmp_path / "back")) == [".kbert.json", "config.json", "model.safetensors",
+                                                      "tokenizer_config.json", "vocab.txt"]
     # vocab/embedding mismatch: one line, exit 2, nothing written
     (source / "vocab.txt").write_text("".join(t + "\n" for t in SPECIAL_TOKENS))
     result = run("import", "--from", "hf", str(source), "--out", str(tmp_path / "bad"))
@@ -116,3 +128,19 @@ def test_import_and_export_hf_commands(tmp_path):
     assert not (tmp_path / "bad").exists()
     result = run("import", "--from", "google", str(tmp_path / "nowhere"), "--out", str(tmp_path / "bad"))
     assert result.exit_code == 2 and "directory not found" in result.output
+
+
+def test_readme_cli_block_lists_every_command():
+    import re
+
+    from conftest import REPO
+
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        section = f.read().split("\n## CLI\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"^```\n(.*?)^```$", section, flags=re.S | re.M).group(1)
+    listed = {line.split()[1] for line in block.splitlines() if line.startswith("kbert ")}
+    assert set(main.commands) <= listed, sorted(set(main.commands) - listed)
+    for group in ("finetune", "datasets"):
+        line = next(line for line in block.splitlines() if line.startswith(f"kbert {group} "))
+        for sub in main.commands[group].commands:
+            assert sub in line, (group, sub)

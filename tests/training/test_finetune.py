@@ -71,6 +71,9 @@ def test_classifier_learns_and_keeps_best_epoch(sentiment):
     for key in ("f1", "mcc"):
         assert key in metrics["eval"]
     assert os.path.isdir(os.path.join(sentiment["out"], "logs"))
+    curve = os.path.join(sentiment["out"], "training_curve.png")
+    with open(curve, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert not os.path.exists(sentiment["out"] + ".work")
     # The saved weights are the best epoch's: evaluate reproduces its metrics.
     again = evaluate(sentiment["out"], sentiment["dev"])
@@ -95,6 +98,25 @@ def test_sequence_longer_than_model_is_a_config_error(encoder_dir, sentiment, tm
     with pytest.raises(ConfigError, match="seq_len: 65 is outside 8..64"):
         finetune("classify", encoder_dir, sentiment["train"], tmp_path / "m", seq_len=65, progress=False)
     assert not (tmp_path / "m").exists()
+    # 0 is a length, not "the default": every stage rejects it the same way.
+    for call in (lambda: finetune("classify", encoder_dir, sentiment["train"], tmp_path / "m", seq_len=0),
+                 lambda: evaluate(sentiment["out"], sentiment["dev"], seq_len=0),
+                 lambda: predict(sentiment["out"], ["good film"], seq_len=0)):
+        with pytest.raises(ConfigError, match=r"^seq_len: 0 is outside 8\.\.64 \(the model's max_position_"):
+            call()
+
+
+def test_check_seq_len_is_the_one_range_check():
+    from kbert.config import MIN_SEQ_LEN, check_seq_len
+
+    config = BertConfig.preset("tiny", max_position_embeddings=64)
+    assert check_seq_len(MIN_SEQ_LEN, config) == 8 and check_seq_len(np.int64(64), config) == 64
+    for bad in (7, 65, -1):
+        with pytest.raises(ConfigError, match=f"seq_len: {bad} is outside 8..64"):
+            check_seq_len(bad, config)
+    for bad in (16.0, "16", True, None):
+        with pytest.raises(ConfigError, match="max_len: expected an integer"):
+            check_seq_len(bad, config, field="max_len")
 
 
 def test_regression_from_float_labels(encoder_dir, tmp_path):
@@ -142,7 +164,9 @@ def test_cli_finetune_evaluate_predict(sentiment, encoder_dir, tmp_path):
     ], proc.stderr
     assert not (tmp_path / "x").exists()
     proc = kbert("evaluate", str(out), "--data", sentiment["dev"], "--tag-column", "3")
-    assert proc.returncode == 2 and "--tag-column does not apply to a classify model" in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: tag_column: does not apply to a classify model (its options: text_column")
 
 
 def write_conll(path, n, seed):
@@ -208,7 +232,7 @@ def test_qa_finetune_evaluate_predict(encoder_dir, tmp_path):
 
 
 def test_epoch_evaluator_keeps_best_and_stops_early():
-    from kbert.training.finetune import _EpochEvaluator
+    from kbert.training.callbacks import EpochEvaluator
 
     scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
 
@@ -229,7 +253,7 @@ def test_epoch_evaluator_keeps_best_and_stops_early():
             self.weights = w[0]
 
     model = Model()
-    evaluator = _EpochEvaluator(Task(), ["data"], None, None, 8, 4, patience=2)
+    evaluator = EpochEvaluator(Task(), ["data"], None, None, 8, 4, patience=2)
     evaluator.set_model(model)
     for epoch in range(5):
         model.weights = epoch

@@ -64,6 +64,8 @@ def test_pretrain_writes_model_dir_with_metrics(tmp_path, corpus):
         assert key in metrics["train"] and key in metrics["eval"]
     assert 0 <= metrics["eval"]["most_frequent_token_mlm_accuracy"] <= 1
     assert os.path.isdir(tmp_path / "model" / "logs")  # TensorBoard
+    curve = tmp_path / "model" / "training_curve.png"
+    assert curve.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and curve.stat().st_size > 5000
     assert not os.path.exists(str(tmp_path / "model") + ".work")
     assert load_model(tmp_path / "model").count_params() == result["model"].count_params()
 
@@ -116,7 +118,7 @@ def test_pretrain_from_tfrecords_uses_their_settings(tmp_path, corpus):
 
 def test_pretrain_rejects_sequence_longer_than_model(tmp_path, corpus):
     path, vocab = corpus
-    with pytest.raises(KbertError, match="seq_len: 128 is longer than the model allows"):
+    with pytest.raises(KbertError, match=r"seq_len: 128 is outside 8\.\.64 \(the model's max_position_embeddings\)"):
         pretrain(tmp_path / "m", vocab=vocab, corpus=[path], config=TINY, data_config=PretrainingConfig(seq_len=128))
     assert not (tmp_path / "m").exists()
 

@@ -1,0 +1,56 @@
+"""Keras callbacks of the fine-tuning loop (kept apart so that importing
+`kbert.training.finetune` needs no Keras)."""
+
+import keras
+
+
+class EpochEvaluator(keras.callbacks.Callback):
+    """The task metric on the eval data after every epoch, logged as
+    `val_<name>` (TensorBoard shows it), the best epoch's weights kept in
+    memory, early stopping.
+
+    Args:
+        task: the `kbert.tasks.Task` (its `evaluate` and `metric`).
+        data, tokenizer, labels, seq_len, batch_size: what `task.evaluate` takes.
+        patience: stop after this many epochs without a better metric (None: never).
+
+    Attributes:
+        history: one dict per epoch: `epoch`, `loss` and (with data) `eval`.
+        best_epoch, best_metrics: the epoch kept and its metrics.
+    """
+
+    def __init__(self, task, data, tokenizer, labels, seq_len, batch_size, patience):
+        super().__init__()
+        self.task, self.data, self.tokenizer = task, data, tokenizer
+        self.labels, self.seq_len, self.batch_size = labels, seq_len, batch_size
+        self.patience = patience
+        self.history = []
+        self.best_epoch = None
+        self.best_metrics = {}
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        record = {"epoch": epoch + 1, "loss": float(logs.get("loss", float("nan")))}
+        if self.data is None:
+            self.history.append(record)
+            return
+        metrics = self.task.evaluate(self.model, self.data, self.tokenizer, self.labels, self.seq_len, self.batch_size)
+        record["eval"] = metrics
+        self.history.append(record)
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)):
+                logs[f"val_{name}"] = value
+        value = metrics[self.task.metric]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        print(f"epoch {epoch + 1}: eval {shown}", flush=True)
+        if self.best_epoch is None or value > self.best_metrics[self.task.metric]:
+            self.best_epoch, self.best_metrics = epoch + 1, metrics
+            self.best_weights = self.model.get_weights()
+        elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
+            print(f"early stopping: no better {self.task.metric} for {self.patience} epoch(s)", flush=True)
+            self.model.stop_training = True
+
+    def restore_best(self, model):
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
