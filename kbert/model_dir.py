@@ -1,7 +1,8 @@
 """The model directory: the one contract between kbert's stages.
 
 ```
-<dir>/config.json   {"kbert_version", "task", "bert": BertConfig, "labels", "seq_len", "lowercase"}
+<dir>/config.json   {"kbert_version", "task", "bert": BertConfig, "labels", "seq_len", "lowercase",
+                     "task_options" (optional)}
 <dir>/vocab.txt     WordPiece vocab, one token a line (Google/HF format)
 <dir>/model.keras   the Keras model (loads with safe_mode=True)
 <dir>/metrics.json  what training/evaluation measured
@@ -15,12 +16,11 @@ fail with one message naming what is wrong.
 import dataclasses
 import os
 
-from kbert.config import BertConfig
+from kbert.config import BertConfig, check_seq_len
 from kbert.errors import ConfigError, DataError
-from kbert.io import atomic_dir, read_json, write_json
+from kbert.io import has_control_characters, output_dir, read_json, require_space, write_json
 from kbert.version import __version__
 
-TASKS = ("encoder", "pretrain", "classify", "ner", "qa")
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
 MODEL_FILE = "model.keras"
@@ -40,6 +40,10 @@ class ModelDir:
         lowercase: whether the tokenizer lowercases and strips accents.
         metrics: the contents of metrics.json (empty if absent).
         vocab: the tokens of vocab.txt.
+        task_options: the options the task was fine-tuned with that shape its
+            predictions (`Task.saved_options`, e.g. QA's windows and answer
+            rules); empty for older directories and models that are not
+            fine-tuned, which then use the task's defaults.
     """
 
     path: str
@@ -50,6 +54,7 @@ class ModelDir:
     lowercase: bool
     metrics: dict
     vocab: list = dataclasses.field(repr=False, default_factory=list)
+    task_options: dict = dataclasses.field(default_factory=dict)
 
     @property
     def vocab_path(self):
@@ -66,14 +71,6 @@ class ModelDir:
         return BertTokenizer(self.vocab, lowercase=self.lowercase)
 
 
-def _label_count(model, task):
-    if task == "classify":
-        return model.num_classes
-    if task == "ner":
-        return model.num_labels
-    return None
-
-
 def save_model(
     model,
     path,
@@ -83,46 +80,50 @@ def save_model(
     labels=None,
     seq_len=128,
     metrics=None,
+    overwrite=False,
+    inputs=(),
+    task_options=None,
 ):
     """Write `model` and what it needs to be used again as a model directory.
 
     Args:
         model: a kbert model (`BertEncoder`, `BertPretrainer`, `BertClassifier`,
             `BertTagger` or `BertQuestionAnswerer`).
-        path: the directory; replaced atomically if it exists.
+        path: the directory. An existing one is replaced (atomically) only if it
+            is a kbert model directory, or with `overwrite=True`; never if it is
+            or contains the current directory or an input (see `kbert.io`).
         vocab: list of tokens, or a path to a vocab.txt to copy.
         lowercase: whether the tokenizer lowercases and strips accents.
         labels: label names in id order (classify and ner models). A regression
             classifier (one output) takes none.
         seq_len: sequence length used in training and export.
         metrics: dict written to metrics.json.
+        overwrite: replace an existing `path` that is not a kbert model directory.
+        inputs: paths the caller read from, which `path` must not contain.
+        task_options: the fine-tuning task's `Task.options()` (saved in
+            config.json for prediction and export).
 
     Examples:
     ```python
     kbert.save_model(classifier, "runs/sst2", vocab="vocab.txt", labels=["neg", "pos"])
     ```
     """
-    from kbert.models import task_of
+    from kbert.tasks.registry import spec_of
     from kbert.tokenization.vocab import load_vocab
 
-    task = task_of(model)
-    encoder = model if task == "encoder" else model.encoder
-    config = encoder.config
+    row = spec_of(model)
+    task = row.name
+    config = row.encoder(model).config
     tokens = load_vocab(vocab) if isinstance(vocab, (str, os.PathLike)) else list(vocab)
     if len(tokens) != config.vocab_size:
         raise ConfigError(
             f"vocab: {len(tokens)} tokens but the model's vocab_size is {config.vocab_size}"
         )
     labels = [str(label) for label in (labels or [])]
-    expected = _label_count(model, task)
-    if expected is not None and not (task == "classify" and expected == 1 and not labels):
-        if len(labels) != expected:
-            raise ConfigError(f"labels: {len(labels)} names given but the model has {expected} outputs")
-    if not 2 <= int(seq_len) <= config.max_position_embeddings:
-        raise ConfigError(
-            f"seq_len: {seq_len} is outside 2..{config.max_position_embeddings} "
-            "(max_position_embeddings)"
-        )
+    counts = row.label_counts(model)
+    if counts is not None and len(labels) not in counts:
+        raise ConfigError(f"labels: {len(labels)} names given but the model has {counts[-1]} outputs")
+    seq_len = check_seq_len(seq_len, config)
     manifest = {
         "kbert_version": __version__,
         "task": task,
@@ -130,14 +131,34 @@ def save_model(
         "labels": labels,
         "seq_len": int(seq_len),
         "lowercase": bool(lowercase),
+        "task_options": dict(task_options or {}),
     }
-    with atomic_dir(path) as tmp:
+    with output_dir(path, "model_dir", inputs=inputs, overwrite=overwrite) as tmp:
+        require_space(path, model.count_params() * 4)
         write_json(os.path.join(tmp, CONFIG_FILE), manifest)
         with open(os.path.join(tmp, VOCAB_FILE), "w", encoding="utf-8") as f:
             f.write("".join(token + "\n" for token in tokens))
-        model.save(os.path.join(tmp, MODEL_FILE))
+        _without_optimizer(model).save(os.path.join(tmp, MODEL_FILE))
         write_json(os.path.join(tmp, METRICS_FILE), metrics or {})
     return read_model_dir(path)
+
+
+def _without_optimizer(model):
+    """`model`, or for a compiled model an uncompiled copy with the same weights.
+
+    Keras saves a compiled model's optimizer (slots, step counter, schedule) and
+    compile config into the .keras file: two thirds of a fine-tuned model dir (182 of
+    273 MB for MiniLM). A model dir is a deliverable, not a checkpoint: training that
+    resumes keeps its optimizer state in its own checkpoint dir (`OUT.work`), and
+    everything that trains a loaded model compiles it afresh.
+    """
+    if not getattr(model, "compiled", False):
+        return model
+    # from_config(get_config()) is what loading the file does; the copy holds
+    # none of the training state (nor the distribution hooks bound to `model`).
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _field(manifest, name, kind, source):
@@ -163,11 +184,17 @@ def read_model_dir(path):
     manifest = read_json(source)
     if not isinstance(manifest, dict):
         raise DataError(f"{source}: expected a JSON object")
+    from kbert.tasks.registry import NAMES
+
     task = _field(manifest, "task", str, source)
-    if task not in TASKS:
-        raise DataError(f"{source}: field 'task' is {task!r}, expected one of {list(TASKS)}")
+    if task not in NAMES:
+        raise DataError(f"{source}: field 'task' is {task!r}, expected one of {list(NAMES)}")
     config = BertConfig.from_dict(_field(manifest, "bert", dict, source), source=f"{source}: bert")
     labels = _field(manifest, "labels", list, source)
+    for index, label in enumerate(labels):
+        if not isinstance(label, str) or not label.strip() or has_control_characters(label):
+            raise DataError(f"{source}: labels[{index}] is {label!r}: expected a name without line breaks "
+                            "or control characters")
     seq_len = _field(manifest, "seq_len", int, source)
     lowercase = _field(manifest, "lowercase", bool, source)
     vocab = load_vocab(os.path.join(path, VOCAB_FILE))
@@ -178,7 +205,10 @@ def read_model_dir(path):
         )
     metrics_path = os.path.join(path, METRICS_FILE)
     metrics = read_json(metrics_path) if os.path.exists(metrics_path) else {}
-    return ModelDir(path, config, task, labels, seq_len, lowercase, metrics, vocab)
+    task_options = manifest.get("task_options", {})
+    if not isinstance(task_options, dict):
+        raise DataError(f"{source}: field 'task_options' has the wrong type ({type(task_options).__name__})")
+    return ModelDir(path, config, task, labels, seq_len, lowercase, metrics, vocab, task_options)
 
 
 def load_model(path, compile=False):
@@ -204,17 +234,24 @@ def load_model(path, compile=False):
         model = keras.saving.load_model(info.model_path, compile=compile, safe_mode=True)
     except Exception as e:  # Keras raises many types for a corrupt or foreign file
         raise DataError(f"{info.model_path}: cannot load Keras model ({type(e).__name__}: {e})") from None
-    from kbert.models import task_of
+    from kbert.tasks import registry
 
     try:
-        task = task_of(model)
+        row = registry.spec_of(model)
     except TypeError:
         raise DataError(f"{info.model_path}: not a kbert model ({type(model).__name__})") from None
-    encoder = model if task == "encoder" else model.encoder
-    if task != info.task or encoder.config != info.config:
+    task = row.name
+    if task != info.task or row.encoder(model).config != info.config:
         raise ConfigError(
             f"{info.model_path}: holds a {task} model whose architecture differs from "
             f"{os.path.join(info.path, CONFIG_FILE)} (task {info.task})"
+        )
+    # A label list of the wrong length maps outputs to the wrong names (or past the end).
+    counts = row.label_counts(model)
+    if counts is not None and len(info.labels) not in counts:
+        raise ConfigError(
+            f"{os.path.join(info.path, CONFIG_FILE)}: field 'labels' has {len(info.labels)} names but "
+            f"{info.model_path} has {counts[-1]} outputs"
         )
     return model
 

@@ -28,7 +28,7 @@ def test_save_then_load_gives_identical_outputs(tmp_path, classifier, tiny_confi
         classifier, path, vocab=vocab_for(tiny_config), labels=["neg", "pos"], seq_len=16,
         metrics={"accuracy": 0.5},
     )
-    assert sorted(os.listdir(path)) == ["config.json", "metrics.json", "model.keras", "vocab.txt"]
+    assert sorted(os.listdir(path)) == [".kbert.json", "config.json", "metrics.json", "model.keras", "vocab.txt"]
     assert info.task == "classify" and info.labels == ["neg", "pos"] and info.seq_len == 16
     assert info.config == tiny_config and info.metrics == {"accuracy": 0.5}
     manifest = json.loads((path / "config.json").read_text())
@@ -93,3 +93,47 @@ def test_tagger_and_encoder_dirs(tmp_path, tiny_config):
     tagger = BertTagger(encoder, 3)
     save_model(tagger, tmp_path / "ner", vocab=vocab_for(tiny_config), labels=["O", "B-PER", "I-PER"], seq_len=16)
     assert type(load_model(tmp_path / "ner")) is BertTagger
+
+
+def _weight_entries(path):
+    """Top-level groups and byte size of the weights inside a .keras file."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        sizes = {}
+        for group in weights:
+            datasets = []
+            weights[group].visititems(lambda _, item: datasets.append(item))
+            sizes[group] = sum(d.nbytes for d in datasets if isinstance(d, h5py.Dataset))
+    return config, sizes
+
+
+def test_trained_model_is_saved_without_optimizer_state(tmp_path, classifier, tiny_config):
+    x = random_inputs(tiny_config)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    classifier.compile(keras.optimizers.AdamW(1e-2), loss)
+    classifier.fit(x, np.array([0, 1, 1]), epochs=2, verbose=0)
+    # What Keras itself writes for a compiled model: the AdamW slots are twice the weights.
+    classifier.save(tmp_path / "keras.keras")
+    keras_config, keras_sizes = _weight_entries(tmp_path / "keras.keras")
+    assert "compile_config" in keras_config and keras_sizes["optimizer"] > 2 * keras_sizes["layers"]
+
+    save_model(classifier, tmp_path / "run", vocab=vocab_for(tiny_config), labels=["a", "b"], seq_len=16)
+    config, sizes = _weight_entries(tmp_path / "run" / "model.keras")
+    assert not config.get("compile_config")  # {} when uncompiled
+    assert "optimizer" not in sizes and sizes["layers"] == keras_sizes["layers"]
+    weight_bytes = sum(np.asarray(w).nbytes for w in classifier.get_weights())
+    assert sum(sizes.values()) == weight_bytes
+    assert (tmp_path / "run" / "model.keras").stat().st_size < (tmp_path / "keras.keras").stat().st_size
+
+    # The trained model itself is untouched and still compiled; the saved one loads
+    # with safe_mode and gives identical outputs.
+    assert classifier.compiled and classifier.optimizer.iterations.numpy() == 2
+    loaded = load_model(tmp_path / "run")
+    assert not loaded.compiled
+    np.testing.assert_array_equal(np.asarray(classifier(x)), np.asarray(loaded(x)))

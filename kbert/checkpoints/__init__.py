@@ -19,9 +19,21 @@ Modules: `variables` (the name table), `hf`, `google`.
 from kbert.checkpoints.google import load_google
 from kbert.checkpoints.hf import HF_ARCHITECTURES, export_hf, load_hf
 from kbert.checkpoints.variables import weight_map
+from kbert.io import writes_output
 
-def import_checkpoint(source, out, fmt, seq_len=128, architecture=None):
-    """Import a Google (`fmt="google"`) or HF (`fmt="hf"`) checkpoint as a model dir."""
+
+@writes_output("model_dir", inputs=("source",))
+def import_checkpoint(source, out, fmt, seq_len=None, architecture=None, overwrite=False):
+    """Import a Google (`fmt="google"`) or HF (`fmt="hf"`) checkpoint as a model dir.
+
+    `out` is checked (and locked) before the checkpoint is read; an existing one
+    is replaced only if it is a kbert model directory, or with `overwrite=True`.
+
+    `seq_len` (recorded for fine-tuning and export) defaults to 128, or the
+    model's `max_position_embeddings` when that is shorter; a length given is
+    checked by `kbert.config.check_seq_len`, never cut silently.
+    """
+    from kbert.config import DEFAULT_SEQ_LEN
     from kbert.model_dir import save_model
 
     if fmt == "google":
@@ -30,8 +42,12 @@ def import_checkpoint(source, out, fmt, seq_len=128, architecture=None):
         model, info = load_hf(source, architecture=architecture)
     else:
         raise ValueError(f"fmt must be 'google' or 'hf', got {fmt!r}")
-    encoder = model if info["task"] == "encoder" else model.encoder
-    seq_len = min(seq_len, encoder.config.max_position_embeddings)
+    from kbert.tasks.registry import spec
+
+    encoder = spec(info["task"]).encoder(model)
+    if seq_len is None:
+        seq_len = min(DEFAULT_SEQ_LEN, encoder.config.max_position_embeddings)
+    # save_model checks it (kbert.config.check_seq_len) before writing anything.
     return save_model(
         model, out, vocab=info["vocab"], lowercase=info["lowercase"], labels=info["labels"],
         seq_len=seq_len,

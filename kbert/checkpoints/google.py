@@ -2,10 +2,16 @@
 
 import os
 
-
+from kbert.checkpoints.variables import (
+    _GOOGLE_IGNORED_SUFFIXES,
+    _assign,
+    _check_vocab,
+    weight_map,
+)
 from kbert.config import BertConfig
 from kbert.errors import DataError
-from kbert.checkpoints.variables import _GOOGLE_IGNORED_SUFFIXES, _assign, _build, _check_vocab, weight_map
+from kbert.tasks.registry import HF_ARCHITECTURES
+
 
 def _google_prefix(directory):
     names = os.listdir(directory)
@@ -53,12 +59,15 @@ def load_google(directory, lowercase=None):
         arrays = {n: reader.get_tensor(n) for n in names if not n.endswith(_GOOGLE_IGNORED_SUFFIXES)}
     except (tf.errors.OpError, ValueError) as e:
         raise DataError(f"{prefix}: cannot read TF checkpoint ({e})") from None
-    if "cls/predictions/output_bias" in arrays:
-        task = "pretrain"
-        next_sentence = "cls/seq_relationship/output_weights" in arrays
+    # The heads present say which of HF's equivalent architectures it holds.
+    # (Google's files keep the pooler whatever the heads.)
+    if "cls/predictions/output_bias" not in arrays:
+        arch = HF_ARCHITECTURES["BertModel"]
+    elif "cls/seq_relationship/output_weights" in arrays:
+        arch = HF_ARCHITECTURES["BertForPreTraining"]
     else:
-        task, next_sentence = "encoder", False
-    model = _build(task, config, next_sentence=next_sentence)
+        arch = HF_ARCHITECTURES["BertForMaskedLM"]
+    model = arch.build(config)
     _assign(
         weight_map(model), arrays, prefix + ".*",
         name_of=lambda x: x.google, transpose_of=lambda x: x.google_transpose,
@@ -66,4 +75,4 @@ def load_google(directory, lowercase=None):
     )
     if lowercase is None:
         lowercase = not any(token != token.lower() for token in vocab if not token.startswith("["))
-    return model, {"vocab": vocab, "lowercase": lowercase, "labels": [], "task": task}
+    return model, {"vocab": vocab, "lowercase": lowercase, "labels": [], "task": arch.task}

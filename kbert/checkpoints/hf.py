@@ -5,21 +5,12 @@ import os
 
 import numpy as np
 
+from kbert.checkpoints.variables import _HF_IGNORED, _assign, _check_vocab, weight_map
 from kbert.config import BertConfig
 from kbert.errors import ConfigError, DataError
-from kbert.io import read_json
-from kbert.checkpoints.variables import _HF_IGNORED, _assign, _build, _check_vocab, weight_map
-
-
-# HF architectures -> (kbert task, HF weight prefix of the encoder, has pooler)
-HF_ARCHITECTURES = {
-    "BertModel": ("encoder", "", True),
-    "BertForPreTraining": ("pretrain", "bert.", True),
-    "BertForMaskedLM": ("pretrain", "bert.", False),
-    "BertForSequenceClassification": ("classify", "bert.", True),
-    "BertForTokenClassification": ("ner", "bert.", False),
-    "BertForQuestionAnswering": ("qa", "bert.", False),
-}
+from kbert.io import read_json, writes_output
+# Architecture name -> HfArchitecture (its task, weight prefix, pooler): the registry's.
+from kbert.tasks.registry import HF_ARCHITECTURES
 
 
 def _resolve_hf_dir(source):
@@ -125,7 +116,8 @@ def load_hf(source, architecture=None):
         raise ConfigError(
             f"{config_path}: architectures[0] is {architecture!r}; supported: {sorted(HF_ARCHITECTURES)}"
         )
-    task, prefix, with_pooler = HF_ARCHITECTURES[architecture]
+    arch = HF_ARCHITECTURES[architecture]
+    prefix, with_pooler = arch.prefix, arch.with_pooler
     config = BertConfig.from_dict(hf_config, source=config_path)
     vocab_path = os.path.join(directory, "vocab.txt")
     vocab = load_vocab(vocab_path)
@@ -146,54 +138,49 @@ def load_hf(source, architecture=None):
 
     labels = []
     num_labels = None
-    if task in ("classify", "ner"):
-        num_labels = _hf_head_size(arrays, "classifier.weight", weights_path)
+    if arch.label_weight:
+        num_labels = _hf_head_size(arrays, arch.label_weight, weights_path)
         labels = _hf_labels(hf_config, num_labels, config_path)
-    next_sentence = architecture == "BertForPreTraining"
-    model = _build(task, config, num_labels, next_sentence)
+    model = arch.build(config, num_labels)
     _assign(
         weight_map(model, with_pooler=with_pooler), arrays, weights_path,
         name_of=lambda x: x.hf, transpose_of=lambda x: x.hf_transpose,
         ignored=lambda n: n.endswith(_HF_IGNORED),
     )
-    info = {"vocab": vocab, "lowercase": _hf_lowercase(directory, vocab), "labels": labels, "task": task}
+    info = {"vocab": vocab, "lowercase": _hf_lowercase(directory, vocab), "labels": labels, "task": arch.task}
     return model, info
 
 
-def export_hf(model, out, *, vocab, lowercase=True, labels=None):
+@writes_output("hf_export", inputs=lambda arguments: arguments["inputs"])
+def export_hf(model, out, *, vocab, lowercase=True, labels=None, overwrite=False, inputs=()):
     """Write a kbert model as a Hugging Face BERT directory `transformers` loads.
 
     Writes `config.json`, `model.safetensors`, `vocab.txt`, `tokenizer_config.json`;
-    atomically (nothing is left behind on error).
+    atomically (nothing is left behind on error). An existing `out` is replaced
+    only if kbert wrote it as a Hugging Face export, or with `overwrite=True`;
+    never if it is or contains the current directory or one of `inputs` (the
+    paths the model came from, e.g. its model dir).
     """
     from safetensors.numpy import save_file
 
-    from kbert.io import atomic_dir, write_json
-    from kbert.models import task_of
+    from kbert.io import output_dir, require_space, write_json
+    from kbert.tasks.registry import spec_of
 
-    task = task_of(model)
-    architecture = {
-        "encoder": "BertModel",
-        "pretrain": "BertForPreTraining" if task == "pretrain" and model.next_sentence else "BertForMaskedLM",
-        "classify": "BertForSequenceClassification",
-        "ner": "BertForTokenClassification",
-        "qa": "BertForQuestionAnswering",
-    }[task]
-    with_pooler = HF_ARCHITECTURES[architecture][2]
-    encoder = model if task == "encoder" else model.encoder
+    require_space(out, 4 * model.count_params())
+    row = spec_of(model)
+    arch = row.hf_architecture(model)
+    encoder = row.encoder(model)
     tensors = {}
-    for entry in weight_map(model, with_pooler=with_pooler):
+    for entry in weight_map(model, with_pooler=arch.with_pooler):
         value = np.asarray(entry.variable.numpy(), dtype=np.float32)
         tensors[entry.hf] = np.ascontiguousarray(value.T if entry.hf_transpose else value)
     hf_config = encoder.config.to_external_dict("hf")
-    hf_config["architectures"] = [architecture]
+    hf_config["architectures"] = [arch.name]
     if labels:
         hf_config["id2label"] = {str(i): label for i, label in enumerate(labels)}
         hf_config["label2id"] = {label: i for i, label in enumerate(labels)}
-    if task == "classify" and model.num_classes == 1:
-        hf_config["problem_type"] = "regression"
-        hf_config["num_labels"] = 1
-    with atomic_dir(out) as tmp:
+    hf_config.update(row.hf_config(model))
+    with output_dir(out, "hf_export") as tmp:
         write_json(os.path.join(tmp, "config.json"), hf_config)
         save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         with open(os.path.join(tmp, "vocab.txt"), "w", encoding="utf-8") as f:

@@ -16,7 +16,7 @@ _GOOGLE_IGNORED_SUFFIXES = ("/adam_m", "/adam_v", "global_step", "/Momentum", "/
 
 
 @dataclasses.dataclass(frozen=True)
-class _Entry:
+class Entry:
     """One kbert variable and its names in the other formats.
 
     `hf_transpose`/`google_transpose`: the external array is the transpose of the
@@ -30,76 +30,64 @@ class _Entry:
     google_transpose: bool = False
 
 
-def _dense(layer, hf, google):
+def dense_entries(layer, hf, google):
+    """Entries of a Dense layer's kernel and bias."""
     return [
-        _Entry(layer.kernel, f"{hf}.weight", google and f"{google}/kernel", hf_transpose=True),
-        _Entry(layer.bias, f"{hf}.bias", google and f"{google}/bias"),
+        Entry(layer.kernel, f"{hf}.weight", google and f"{google}/kernel", hf_transpose=True),
+        Entry(layer.bias, f"{hf}.bias", google and f"{google}/bias"),
     ]
 
 
-def _norm(layer, hf, google):
+def norm_entries(layer, hf, google):
+    """Entries of a LayerNormalization's gamma and beta."""
     return [
-        _Entry(layer.gamma, f"{hf}.weight", google and f"{google}/gamma"),
-        _Entry(layer.beta, f"{hf}.bias", google and f"{google}/beta"),
+        Entry(layer.gamma, f"{hf}.weight", google and f"{google}/gamma"),
+        Entry(layer.beta, f"{hf}.bias", google and f"{google}/beta"),
     ]
 
 
 def _encoder_entries(encoder, prefix, with_pooler=True):
     e = encoder.embeddings
     entries = [
-        _Entry(e.token_embedding.embeddings, "embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings"),
-        _Entry(e.position_embeddings, "embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings"),
-        _Entry(e.segment_embedding.embeddings, "embeddings.token_type_embeddings.weight",
+        Entry(e.token_embedding.embeddings, "embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings"),
+        Entry(e.position_embeddings, "embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings"),
+        Entry(e.segment_embedding.embeddings, "embeddings.token_type_embeddings.weight",
                "bert/embeddings/token_type_embeddings"),
-        *_norm(e.layer_norm, "embeddings.LayerNorm", "bert/embeddings/LayerNorm"),
+        *norm_entries(e.layer_norm, "embeddings.LayerNorm", "bert/embeddings/LayerNorm"),
     ]
     for i, block in enumerate(encoder.transformer_layers):
         hf, g = f"encoder.layer.{i}", f"bert/encoder/layer_{i}"
         entries += [
-            *_dense(block.query, f"{hf}.attention.self.query", f"{g}/attention/self/query"),
-            *_dense(block.key, f"{hf}.attention.self.key", f"{g}/attention/self/key"),
-            *_dense(block.value, f"{hf}.attention.self.value", f"{g}/attention/self/value"),
-            *_dense(block.attention_output, f"{hf}.attention.output.dense", f"{g}/attention/output/dense"),
-            *_norm(block.attention_norm, f"{hf}.attention.output.LayerNorm", f"{g}/attention/output/LayerNorm"),
-            *_dense(block.intermediate, f"{hf}.intermediate.dense", f"{g}/intermediate/dense"),
-            *_dense(block.output_dense, f"{hf}.output.dense", f"{g}/output/dense"),
-            *_norm(block.output_norm, f"{hf}.output.LayerNorm", f"{g}/output/LayerNorm"),
+            *dense_entries(block.query, f"{hf}.attention.self.query", f"{g}/attention/self/query"),
+            *dense_entries(block.key, f"{hf}.attention.self.key", f"{g}/attention/self/key"),
+            *dense_entries(block.value, f"{hf}.attention.self.value", f"{g}/attention/self/value"),
+            *dense_entries(block.attention_output, f"{hf}.attention.output.dense", f"{g}/attention/output/dense"),
+            *norm_entries(block.attention_norm, f"{hf}.attention.output.LayerNorm", f"{g}/attention/output/LayerNorm"),
+            *dense_entries(block.intermediate, f"{hf}.intermediate.dense", f"{g}/intermediate/dense"),
+            *dense_entries(block.output_dense, f"{hf}.output.dense", f"{g}/output/dense"),
+            *norm_entries(block.output_norm, f"{hf}.output.LayerNorm", f"{g}/output/LayerNorm"),
         ]
     if with_pooler:
-        entries += _dense(encoder.pooler.dense, "pooler.dense", "bert/pooler/dense")
+        entries += dense_entries(encoder.pooler.dense, "pooler.dense", "bert/pooler/dense")
     return [dataclasses.replace(x, hf=prefix + x.hf) for x in entries]
 
 
 def weight_map(model, with_pooler=True):
     """Every variable of a kbert model with its HF and Google names.
 
+    The encoder's names are here; each task's head adds its own
+    (`kbert.tasks.registry`, `TaskSpec.head_weights`).
+
     Args:
         model: a kbert model.
         with_pooler: include the pooler (HF's token/QA/MLM models have none).
     """
-    from kbert.models import task_of
+    from kbert.tasks.registry import spec_of
 
-    task = task_of(model)
-    if task == "encoder":
-        return _encoder_entries(model, "", with_pooler)
-    entries = _encoder_entries(model.encoder, "bert.", with_pooler)
-    if task == "pretrain":
-        head = model.mlm_head
-        entries += _dense(head.dense, "cls.predictions.transform.dense", "cls/predictions/transform/dense")
-        entries += _norm(head.layer_norm, "cls.predictions.transform.LayerNorm", "cls/predictions/transform/LayerNorm")
-        entries.append(_Entry(head.output_bias, "cls.predictions.bias", "cls/predictions/output_bias"))
-        if model.nsp_head is not None:
-            nsp = model.nsp_head.dense
-            entries += [
-                _Entry(nsp.kernel, "cls.seq_relationship.weight", "cls/seq_relationship/output_weights",
-                       hf_transpose=True, google_transpose=True),
-                _Entry(nsp.bias, "cls.seq_relationship.bias", "cls/seq_relationship/output_bias"),
-            ]
-    elif task in ("classify", "ner"):
-        entries += _dense(model.head.dense, "classifier", None)
-    elif task == "qa":
-        entries += _dense(model.head.dense, "qa_outputs", None)
-    return entries
+    row = spec_of(model)
+    encoder = row.encoder(model)
+    entries = _encoder_entries(encoder, "" if encoder is model else "bert.", with_pooler)
+    return entries + row.head_weights(model)
 
 
 def _assign(entries, arrays, source, name_of, transpose_of, ignored):
@@ -135,18 +123,3 @@ def _check_vocab(vocab, config, vocab_path):
             f"{vocab_path}: {len(vocab)} tokens but the embedding matrix has "
             f"{config.vocab_size} rows (vocab_size)"
         )
-
-
-def _build(task, config, num_labels=None, next_sentence=True):
-    from kbert.models import BertClassifier, BertEncoder, BertPretrainer, BertQuestionAnswerer, BertTagger
-
-    encoder = BertEncoder(config)
-    if task == "encoder":
-        return encoder
-    if task == "pretrain":
-        return BertPretrainer(encoder, next_sentence=next_sentence)
-    if task == "classify":
-        return BertClassifier(encoder, num_labels, dropout=config.hidden_dropout)
-    if task == "ner":
-        return BertTagger(encoder, num_labels, dropout=config.hidden_dropout)
-    return BertQuestionAnswerer(encoder)

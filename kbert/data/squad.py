@@ -12,15 +12,18 @@ Why we write our own instead of reusing a library:
 
 * Google's script whitespace-splits contexts, WordPiece-tokenizes each word and
   maps predictions back to the words with a heuristic (`get_final_text`). We
-  tokenize whole contexts with `BertTokenizer.tokenize_with_offsets` (tf-text,
+  tokenize whole contexts with `BertTokenizer.tokenize_with_char_offsets` (tf-text,
   in large batches, the same normalization as training and serving) and keep
   every context token's character range, so an answer span maps to tokens and
   back to the exact characters of the context, as Hugging Face's `run_qa.py`
   does with its offset mapping. Hugging Face's pipeline needs its fast
   (Rust) tokenizer, whose normalization differs from ours in small ways (see
   `kbert.tokenization`); keras-hub has no SQuAD pipeline.
-* Everything is NumPy: windows and max-context flags are computed per example
-  with array ops, and `postprocess` scores every allowed span at once.
+* The windows and max-context flags come from `BertTokenizer.pack_windows`,
+  the in-graph layout the QA serving signature uses too, for all examples in
+  a few batched calls; `postprocess` is NumPy and scores every allowed span
+  at once (`kbert.tasks.qa.select_spans` is its TensorFlow twin, which
+  `kbert.predict` and serving run; tests hold the two to the same answers).
 
 Deliberate differences from Google's script:
 
@@ -42,6 +45,7 @@ Deliberate differences from Google's script:
   has no such answer (all 34,726 answers match their `answer_start`).
 """
 
+import itertools
 import os
 from typing import NamedTuple
 
@@ -267,7 +271,8 @@ def encode_squad(examples, tokenizer, seq_len=384, doc_stride=128, max_query_len
     The question's pieces are cut to `max_query_length`. A window holds
     `seq_len - len(question) - 3` context tokens; the next window starts
     `min(length, doc_stride)` tokens further, until one reaches the end of the
-    context. Answer positions come from the first answer of an example.
+    context (`BertTokenizer.pack_windows`, the layout QA serving uses).
+    Answer positions come from the first answer of an example.
 
     Args:
         examples: a list of `SquadExample`.
@@ -304,12 +309,11 @@ def encode_squad(examples, tokenizer, seq_len=384, doc_stride=128, max_query_len
     context_tokens = _tokenize_contexts(tokenizer, list(contexts))
     questions = _tokenize(tokenizer, [e.question for e in examples])
 
-    # First the windows of every example, then one pass filling arrays
-    # allocated at their final size.
-    plans = []
+    # Which examples get windows, their questions and answer tokens; then the
+    # windows themselves from the tokenizer (the QA serving signature's too).
+    kept, queries, answers = [], [], []
     skipped = []
     for index, example in enumerate(examples):
-        ids, char_start, char_end = context_tokens[contexts[example.context]]
         query = questions[index][:max_query_length]
         if len(query) + 4 > seq_len:
             raise KbertError(
@@ -319,57 +323,74 @@ def encode_squad(examples, tokenizer, seq_len=384, doc_stride=128, max_query_len
             )
         answer = None
         if not example.is_impossible and example.answers:
+            _, char_start, char_end = context_tokens[contexts[example.context]]
             answer = _answer_tokens(example, char_start, char_end)
         if training and answer is None and not example.is_impossible:
             skipped.append(index)
             continue
-        starts, lengths = _windows(len(ids), seq_len - len(query) - 3, doc_stride)
-        best = _max_context_windows(starts, lengths, len(ids))
-        plans.append((index, query, answer, starts, lengths, best))
+        kept.append(index)
+        queries.append(query)
+        answers.append(answer or (-1, -1))
+    if training and examples and not kept:
+        first = examples[skipped[0]]
+        given = f"answer {first.answers[0]['text']!r} at {first.answers[0]['answer_start']}" if first.answers \
+            else "no answer"
+        raise DataError(f"none of the {len(examples)} training questions has an answer found in its context "
+                        f"(first: question {first.id!r}, {given}): check the answers' text and answer_start")
 
-    n = sum(len(plan[3]) for plan in plans)
-    token_ids = np.full((n, seq_len), tokenizer.pad_id, np.int32)
-    segment_ids = np.zeros((n, seq_len), np.int32)
-    padding_mask = np.zeros((n, seq_len), np.int32)
-    start_positions = np.zeros(n, np.int32)
-    end_positions = np.zeros(n, np.int32)
-    example_index = np.zeros(n, np.int32)
-    token_char_start = np.full((n, seq_len), -1, np.int32)
-    token_char_end = np.full((n, seq_len), -1, np.int32)
-    max_context = np.zeros((n, seq_len), bool)
-    row = 0
-    for index, query, answer, starts, lengths, best in plans:
-        ids, char_start, char_end = context_tokens[contexts[examples[index].context]]
-        offset = len(query) + 2
-        for w, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
-            end = offset + length  # the final [SEP]
-            token_ids[row, 0] = tokenizer.cls_id
-            token_ids[row, 1:offset - 1] = query
-            token_ids[row, offset - 1] = tokenizer.sep_id
-            token_ids[row, offset:end] = ids[start:start + length]
-            token_ids[row, end] = tokenizer.sep_id
-            segment_ids[row, offset:end + 1] = 1
-            padding_mask[row, :end + 1] = 1
-            token_char_start[row, offset:end] = char_start[start:start + length]
-            token_char_end[row, offset:end] = char_end[start:start + length]
-            max_context[row, offset:end] = best[start:start + length] == w
-            if answer is not None and start <= answer[0] and answer[1] < start + length:
-                start_positions[row] = answer[0] - start + offset
-                end_positions[row] = answer[1] - start + offset
-            example_index[row] = index
-            row += 1
-    return SquadFeatures(
-        token_ids=token_ids,
-        segment_ids=segment_ids,
-        padding_mask=padding_mask,
-        start_positions=start_positions,
-        end_positions=end_positions,
-        example_index=example_index,
-        token_char_start=token_char_start,
-        token_char_end=token_char_end,
-        max_context=max_context,
-        skipped=skipped,
+    parts = []
+    for a in range(0, len(kept), _TOKENIZE_BATCH):
+        chunk = kept[a:a + _TOKENIZE_BATCH]
+        part = _windows(tokenizer, [context_tokens[contexts[examples[i].context]] for i in chunk],
+                        queries[a:a + _TOKENIZE_BATCH], answers[a:a + _TOKENIZE_BATCH], seq_len, doc_stride)
+        part["example_index"] = np.asarray(chunk, np.int32)[part["example_index"]]
+        parts.append(part)
+    arrays = {key: np.concatenate([part[key] for part in parts]) if parts else empty
+              for key, empty in _empty_windows(seq_len).items()}
+    return SquadFeatures(skipped=skipped, **arrays)
+
+
+def _windows(tokenizer, contexts, queries, answers, seq_len, doc_stride):
+    """SquadFeatures arrays of some examples (`example_index` into the lists)."""
+    import tensorflow as tf
+
+    lengths = [len(ids) for ids, _, _ in contexts]
+    layout = tokenizer.pack_windows(
+        tf.RaggedTensor.from_row_lengths(np.concatenate([np.zeros(0, np.int32), *queries]),
+                                         [len(q) for q in queries]),
+        tf.RaggedTensor.from_row_lengths(np.concatenate([np.zeros(0, np.int32), *(c[0] for c in contexts)]),
+                                         lengths),
+        seq_len, doc_stride,
     )
+    out = {k: v.numpy() for k, v in layout.items()}
+    example, index = out["example_index"], out.pop("context_index")
+    # Character ranges of the context pieces, looked up in the examples'
+    # concatenated offsets.
+    flat = np.maximum(index, 0) + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)[example, None]
+    context = index >= 0
+    for key, column in (("token_char_start", 1), ("token_char_end", 2)):
+        values = np.concatenate([*(c[column] for c in contexts), np.zeros(1, np.int32)])  # never empty
+        out[key] = np.where(context, values[np.minimum(flat, len(values) - 1)], -1).astype(np.int32)
+    # Answer positions where the whole answer is inside the window.
+    first, last = np.asarray(answers, np.int64).reshape(-1, 2)[example].T
+    at_first = context & (index == first[:, None])
+    inside = at_first.any(axis=1) & (context & (index == last[:, None])).any(axis=1)
+    out["start_positions"] = np.where(inside, at_first.argmax(axis=1), 0).astype(np.int32)
+    out["end_positions"] = np.where(
+        inside, (context & (index == last[:, None])).argmax(axis=1), 0).astype(np.int32)
+    return out
+
+
+def _empty_windows(seq_len):
+    def square(dtype, fill):
+        return np.full((0, seq_len), fill, dtype)
+
+    return {
+        "token_ids": square(np.int32, 0), "segment_ids": square(np.int32, 0), "padding_mask": square(np.int32, 0),
+        "start_positions": np.zeros(0, np.int32), "end_positions": np.zeros(0, np.int32),
+        "example_index": np.zeros(0, np.int32), "token_char_start": square(np.int32, -1),
+        "token_char_end": square(np.int32, -1), "max_context": square(bool, False),
+    }
 
 
 def _tokenize(tokenizer, texts):
@@ -387,25 +408,10 @@ def _tokenize_contexts(tokenizer, texts):
     """(ids, char_start, char_end) int32 arrays of each text's tokens."""
     out = []
     for i in range(0, len(texts), _TOKENIZE_BATCH):
-        batch = texts[i:i + _TOKENIZE_BATCH]
-        encoded = _as_bytes(batch)
-        ids, begin, end = tokenizer.tokenize_with_offsets(encoded)
+        ids, begin, end = tokenizer.tokenize_with_char_offsets(_as_bytes(texts[i:i + _TOKENIZE_BATCH]))
         splits = ids.row_splits.numpy()
-        flat_ids = ids.flat_values.numpy().astype(np.int32)
-        flat_begin = begin.flat_values.numpy()
-        flat_end = end.flat_values.numpy()
-        for text, raw, a, b in zip(batch, encoded, splits[:-1], splits[1:]):
-            byte_begin, byte_end = flat_begin[a:b], flat_end[a:b]
-            if len(raw) == len(text):  # ASCII: bytes are characters
-                chars_begin, chars_end = byte_begin, byte_end
-            else:
-                # Character of each byte: count the bytes that start a character
-                # (not 10xxxxxx continuation bytes).
-                data = np.frombuffer(raw, np.uint8)
-                char_of_byte = np.cumsum((data & 0xC0) != 0x80) - 1
-                chars_begin = char_of_byte[byte_begin]
-                chars_end = char_of_byte[byte_end - 1] + 1
-            out.append((flat_ids[a:b], chars_begin.astype(np.int32), chars_end.astype(np.int32)))
+        flat = [t.flat_values.numpy().astype(np.int32) for t in (ids, begin, end)]
+        out.extend(tuple(values[a:b] for values in flat) for a, b in itertools.pairwise(splits))
     return out
 
 
@@ -446,33 +452,6 @@ def _locate(context, text, start):
             at = min(found, key=lambda f: abs(f - start))
             return at, at + len(candidate)
     return None
-
-
-def _windows(num_tokens, window, stride):
-    """Start and length of each window, as Google's doc spans."""
-    starts, lengths = [], []
-    start = 0
-    while True:
-        length = min(num_tokens - start, window)
-        starts.append(start)
-        lengths.append(length)
-        if start + length >= num_tokens:
-            return np.array(starts), np.array(lengths)
-        start += min(length, stride)
-
-
-def _max_context_windows(starts, lengths, num_tokens):
-    """For each context token, the window where it has the most context.
-
-    Google's `_check_is_max_context`: score = min(tokens left, tokens right)
-    + 0.01 * window length; the first window wins ties.
-    """
-    position = np.arange(num_tokens)[None, :]
-    first = starts[:, None]
-    last = (starts + lengths - 1)[:, None]
-    score = np.minimum(position - first, last - position) + 0.01 * lengths[:, None]
-    score = np.where((position >= first) & (position <= last), score, -np.inf)
-    return np.argmax(score, axis=0)
 
 
 # --- predictions -----------------------------------------------------------------
@@ -556,8 +535,14 @@ def postprocess(examples, features, start_logits, end_logits, n_best=20, max_ans
         finite = int(np.isfinite(scores).sum())
         # Distinct texts are needed; a few times n_best spans are plenty.
         top = min(finite, 3 * n_best)
-        picks = np.argpartition(-scores, top - 1)[:top] if 0 < top < len(scores) else np.arange(top)
-        picks = picks[np.argsort(-scores[picks], kind="stable")]
+        picks = np.zeros(0, np.int64)
+        if top:
+            # Every span scoring at least the top-th best, best first and, on
+            # equal scores, in (window, start, length) order: the first such
+            # span wins, as in the QA serving signature.
+            kth = np.partition(scores, len(scores) - top)[len(scores) - top]
+            picks = np.flatnonzero(scores >= kth)
+            picks = picks[np.argsort(-scores[picks], kind="stable")][:top]
         row, token, length = np.unravel_index(picks, (len(rows), last - first, width))
         token += first
         begins = features.token_char_start[rows[row], token].tolist()

@@ -1,6 +1,7 @@
 """The interface `kbert.finetune` drives; one subclass per task."""
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -19,6 +20,20 @@ class Task:
     name = None
     metric = None
     default_seq_len = 128
+    # Whether `metric` is already in percent (else a fraction, shown x100).
+    metric_in_percent = False
+    # The options that shape predictions: `finetune` saves them in the model
+    # dir's config.json, and evaluate, predict and export read them back.
+    saved_options = ()
+    # Columns of a prediction input file (text, second text) when none are named.
+    input_columns = (None, None)
+    # Options of evaluation named as the training option they set: evaluate's
+    # `articles` is QA's `eval_articles`.
+    evaluate_aliases: ClassVar[dict] = {}
+
+    def options(self):
+        """The `saved_options` with their values (JSON-ready)."""
+        return {name: getattr(self, name) for name in self.saved_options}
 
     def read(self, path, labelled=True, split="train"):
         """Read a data file (`split`: "train" or "eval"); raises `DataError`
@@ -77,6 +92,21 @@ class Task:
     def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
         """A JSON-ready dict per input."""
         raise NotImplementedError
+
+    def takes_pair(self, data):
+        """Whether the serving signature takes `text_pair` for models trained on `data`."""
+        return False
+
+    def serving_texts(self, data, pair=False):
+        """The raw-string inputs of the serving signature for `data`:
+        `{"text": [...]}` (and `"text_pair"`)."""
+        raise NotImplementedError
+
+    def serving_agreement(self, data, features, outputs, served):
+        """Fraction of `data` where the serving signature's answers (`served`:
+        its outputs on `serving_texts(data)`, strings decoded) are the ones
+        Python prediction gives for the model `outputs` on `features`; None
+        when the task's served outputs are only logits (compared elsewhere)."""
 
 
 def model_inputs(features):

@@ -95,6 +95,15 @@ class ClassifyTask(Task):
             return metrics.regression_metrics(targets, logits[:, 0])
         return metrics.classification_metrics(targets, logits.argmax(-1), len(labels))
 
+    def takes_pair(self, data):
+        return data.pairs is not None
+
+    def serving_texts(self, data, pair=False):
+        texts = {"text": list(data.texts)}
+        if pair:
+            texts["text_pair"] = list(data.pairs)
+        return texts
+
     def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
         from kbert.data.classification import TextData
 

@@ -24,6 +24,7 @@ class NerTask(Task):
     name = "ner"
     metric = "f1"
     default_seq_len = 128
+    saved_options = ("scheme", "stride")
 
     def __init__(self, tag_column=-1, word_column=0, scheme="IOB2", stride=None):
         if scheme not in SCHEMES:
@@ -88,9 +89,9 @@ class NerTask(Task):
         return metrics.ner_metrics([s.tags for s in data], predicted)
 
     def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
-        from kbert.data.ner import Sentence, entities, split_words
+        from kbert.data.ner import Sentence, entities
 
-        words = [split_words(text) for text in texts]
+        words = text_words(tokenizer, texts)
         outside = "O" if "O" in labels else labels[0]
         sentences = [
             Sentence([w for w, _, _ in ws], [outside] * len(ws), 1, "<input>")
@@ -107,3 +108,37 @@ class NerTask(Task):
             for ws, t, text in zip(words, tags, texts)
         ]
 
+    def serving_texts(self, data, pair=False):
+        return {"text": [" ".join(s.words) for s in data]}
+
+
+def text_words(tokenizer, texts):
+    """The words of raw texts, as the tokenizer splits them.
+
+    A word is a piece that `BertTokenizer.word_starts` marks and the "##"
+    pieces after it, spanning their characters
+    (`BertTokenizer.tokenize_with_char_offsets`): the words whose tags the
+    NER serving signature flags with `word_start`, so `kbert.predict` and
+    serving tag the same words. They are `kbert.data.ner.split_words`'s words
+    (BERT's whitespace and punctuation split), less words the tokenizer
+    drops entirely.
+
+    Returns:
+        One list per text of `(word, start, end)`, `text[start:end] == word`.
+    """
+    texts = list(texts)
+    if not texts:
+        return []
+    ids, begin, end = tokenizer.tokenize_with_char_offsets(
+        np.array([t.encode("utf-8", "surrogatepass") for t in texts], dtype=object))
+    starts = tokenizer.word_starts(ids).to_list()
+    out = []
+    for text, flags, b, e in zip(texts, starts, begin.to_list(), end.to_list()):
+        words = []
+        for flag, first, last in zip(flags, b, e):
+            if flag or not words:
+                words.append([first, last])
+            else:
+                words[-1][1] = max(words[-1][1], last)
+        out.append([(text[first:last], first, last) for first, last in words])
+    return out

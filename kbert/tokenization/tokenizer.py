@@ -172,6 +172,182 @@ class BertTokenizer(tf.Module):
         end = ids.with_flat_values(tf.gather(char_end_flat, last_char))
         return ids, begin, end
 
+    def tokenize_with_char_offsets(self, text):
+        """Like `tokenize_with_offsets`, with offsets in characters.
+
+        `text[begin:end]` of a Python string is what the token came from (see
+        `char_offsets` for what counts as a character). QA answers, NER words
+        and the serving signatures all take their offsets from here.
+
+        Returns:
+            A tuple `(ids, begin, end)` of int64 tensors shaped like `tokenize`'s
+            result.
+        """
+        text = self._as_strings(text)
+        ids, begin, end = self.tokenize_with_offsets(text)
+        return ids, self.char_offsets(text, begin), self.char_offsets(text, end)
+
+    def char_offsets(self, text, byte_offsets):
+        """Character offsets of byte offsets into `text`, in the graph.
+
+        A character starts at every byte that is not a UTF-8 continuation byte
+        (`10xxxxxx`): for valid UTF-8 these are Unicode code points, Python's
+        `str` indices; a lone surrogate that Python encoded with
+        "surrogatepass" counts as one character, as in Python.
+
+        Args:
+            text: a string or 1-D batch of strings.
+            byte_offsets: int offsets, `[n]` for a single string, `[batch, n]`
+                or ragged `[batch, (n)]` for a batch. Offsets past the end count
+                the whole string.
+
+        Returns:
+            int64 character offsets shaped like `byte_offsets`; negative offsets
+            (padding) give -1.
+        """
+        text = self._as_strings(text)
+        single = text.shape.rank == 0
+        if single:
+            text = text[tf.newaxis]
+        offsets = byte_offsets
+        if not isinstance(offsets, tf.RaggedTensor):
+            offsets = tf.convert_to_tensor(offsets)
+            if single:
+                offsets = offsets[tf.newaxis]
+            if offsets.shape.rank != 2:
+                raise KbertError(f"byte_offsets must be [batch, n] or ragged, got shape {offsets.shape}")
+            chars = self._char_offsets_batch(text, tf.RaggedTensor.from_tensor(tf.cast(offsets, tf.int64)))
+            chars = chars.to_tensor(shape=tf.shape(offsets, out_type=tf.int64))
+        else:
+            chars = self._char_offsets_batch(text, tf.cast(offsets, tf.int64))
+        return chars[0] if single else chars
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string), tf.RaggedTensorSpec([None, None], tf.int64, 1)],
+        autograph=False,
+    )
+    def _char_offsets_batch(self, text, offsets):
+        # Characters before each byte position: a running count of the bytes
+        # that start a character, over the strings zero-padded to one length.
+        length = tf.maximum(tf.reduce_max(tf.strings.length(text)), 1)
+        raw = tf.io.decode_raw(text, tf.uint8, fixed_length=length)
+        starts = tf.cast(tf.not_equal(tf.bitwise.bitwise_and(raw, 0xC0), 0x80), tf.int64)
+        before = tf.concat([tf.zeros_like(starts[:, :1]), tf.cumsum(starts, axis=1)], axis=1)
+        flat = offsets.flat_values
+        rows = offsets.value_rowids()
+        at = tf.minimum(tf.maximum(flat, 0), tf.cast(tf.gather(tf.strings.length(text), rows), tf.int64))
+        chars = tf.gather_nd(before, tf.stack([rows, at], axis=1))
+        return offsets.with_flat_values(tf.where(flat >= 0, chars, -1))
+
+    def word_starts(self, ids):
+        """Whether each id starts a word: it is not a "##" continuation piece.
+
+        A word is the piece that starts it and the "##" pieces after it, as
+        the wordpiece step split it (special tokens count as words of their
+        own; mask them out with the padding mask or offsets where needed).
+
+        Args:
+            ids: int ids of any shape, dense or ragged.
+
+        Returns:
+            A bool tensor shaped like `ids`.
+        """
+        if isinstance(ids, tf.RaggedTensor):
+            return tf.ragged.map_flat_values(self.word_starts, ids)
+        return tf.gather(self._is_word_start, tf.cast(ids, tf.int64))
+
+    def pack_windows(self, first, second, seq_len, stride):
+        """Pack a short first segment with overlapping windows of a long second one.
+
+        Google BERT's SQuAD layout (`run_squad.py` doc spans): every window is
+        `[CLS] first [SEP] second[start:start + length] [SEP]` padded to
+        `seq_len`; a window holds `seq_len - len(first) - 3` pieces of the
+        second segment, and the next one starts `min(that, stride)` pieces
+        further, until a window reaches the end (a second segment with no
+        pieces still gets one window). A piece of the second segment has its
+        "max context" in the window where `min(pieces left, pieces right) +
+        0.01 * window length` is largest (the first such window on ties).
+
+        Training data (`kbert.data.squad.encode_squad`) and the QA serving
+        signature both get their windows from here.
+
+        Args:
+            first: ragged ids `[batch, (tokens)]` (e.g. questions, already cut
+                to their maximum length). Each row must leave room for one
+                piece of the second segment: `len(first) + 4 <= seq_len`.
+            second: ragged ids `[batch, (tokens)]` (e.g. contexts).
+            seq_len: int. Length of every window.
+            stride: int >= 1. Distance between the starts of two windows.
+
+        Returns:
+            A dict with one row per window (windows of a batch row are
+            consecutive, in order): the int32 `[windows, seq_len]` model inputs
+            `token_ids`, `segment_ids`, `padding_mask`; `example_index` (int32
+            `[windows]`, the batch row); `context_index` (int32 `[windows,
+            seq_len]`, the index in `second` of the piece at each position, -1
+            elsewhere); `max_context` (bool `[windows, seq_len]`).
+        """
+        seq_len, stride = int(seq_len), int(stride)
+        if stride < 1:
+            raise KbertError(f"stride: expected an integer >= 1, got {stride}")
+        first, second = self._as_ragged_ids(first), self._as_ragged_ids(second)
+        out = self._pack_windows_batch(first, second, tf.constant(seq_len, tf.int64), tf.constant(stride, tf.int64))
+        return {k: tf.ensure_shape(v, [None] if k == "example_index" else [None, seq_len]) for k, v in out.items()}
+
+    @tf.function(
+        input_signature=[tf.RaggedTensorSpec([None, None], tf.int64, 1)] * 2 + [tf.TensorSpec([], tf.int64)] * 2,
+        autograph=False,
+    )
+    def _pack_windows_batch(self, first, second, seq_len, stride):
+        window = seq_len - first.row_lengths() - 3
+        check = tf.debugging.assert_positive(window, message="the first segment leaves no room in seq_len")
+        with tf.control_dependencies([check]):
+            window = tf.identity(window)
+        total = second.row_lengths()
+        # Google's loop moves by min(window, stride) until a window reaches
+        # the end, so the windows of a row are k * step for k < count.
+        step = tf.minimum(window, stride)
+        count = 1 + (tf.maximum(total - window, 0) + step - 1) // step
+        example = tf.repeat(tf.range(tf.shape(count, out_type=tf.int64)[0]), count)
+        start = tf.ragged.range(count).flat_values * tf.gather(step, example)
+        length = tf.minimum(tf.gather(total, example) - start, tf.gather(window, example))
+
+        # Pieces of the second segment in each window: their index in the row
+        # (`position`) and in the flat values (`flat`).
+        position = tf.ragged.range(start, start + length)
+        pair_window = position.value_rowids()
+        flat = position.flat_values + tf.gather(second.row_splits[:-1], tf.gather(example, pair_window))
+        context = position.with_flat_values(tf.gather(second.flat_values, flat))
+
+        # Max context: the best-scoring window of each piece, the first on ties.
+        offset = position.flat_values - tf.gather(start, pair_window)
+        size = tf.gather(length, pair_window)
+        score = tf.cast(tf.minimum(offset, size - 1 - offset), tf.float64) + 0.01 * tf.cast(size, tf.float64)
+        pieces = tf.shape(second.flat_values, out_type=tf.int64)[0]
+        best = tf.math.unsorted_segment_max(score, flat, pieces)
+        windows = tf.shape(example, out_type=tf.int64)[0]
+        candidate = tf.where(tf.equal(score, tf.gather(best, flat)), pair_window, windows)
+        best_window = tf.math.unsorted_segment_min(candidate, flat, pieces)
+        is_max = tf.cast(tf.equal(pair_window, tf.gather(best_window, flat)), tf.int64)
+
+        query = tf.gather(first, example)
+        ids, segment_ids = tf_text.combine_segments([query, context], self.cls_id, self.sep_id)
+        # The same layout carries each position's piece index and max-context flag.
+        index, _ = tf_text.combine_segments([tf.ones_like(query) * -1, position], -1, -1)
+        flags, _ = tf_text.combine_segments([tf.zeros_like(query), position.with_flat_values(is_max)], 0, 0)
+        ids, mask = tf_text.pad_model_inputs(ids, seq_len, pad_value=self.pad_id)
+        segment_ids, _ = tf_text.pad_model_inputs(segment_ids, seq_len)
+        index, _ = tf_text.pad_model_inputs(index, seq_len, pad_value=-1)
+        flags, _ = tf_text.pad_model_inputs(flags, seq_len)
+        return {
+            "token_ids": tf.cast(ids, tf.int32),
+            "segment_ids": tf.cast(segment_ids, tf.int32),
+            "padding_mask": tf.cast(mask, tf.int32),
+            "example_index": tf.cast(example, tf.int32),
+            "context_index": tf.cast(index, tf.int32),
+            "max_context": tf.cast(flags, tf.bool),
+        }
+
     def _limit_word_length(self, ids, begin=None, end=None):
         # HF replaces a word of more than MAX_CHARS_PER_WORD characters by one
         # [UNK]. A word is a token not starting with "##" plus the "##" tokens

@@ -192,6 +192,32 @@ def test_encode_layout_and_unicode_offsets(tok):
     assert tok.convert_ids_to_tokens(ids[s:e + 1]) == ["unicode", "st", "##raße"]
 
 
+def test_char_offsets_are_python_string_indices(tok):
+    """One byte->character mapping, the tokenizer's in-graph one: the Python
+    path's offsets are its output, and they index the Python string (also
+    past lone surrogates, which JSON files can hold)."""
+    texts = [UNICODE_CONTEXT, "a\ud83db c 😀 d\ud800", "x\u0301y \u01c4 \ufb01ne  日本語", ""]
+    raw = np.array([t.encode("utf-8", "surrogatepass") for t in texts], dtype=object)
+    _, begin, end = tok.tokenize_with_offsets(raw)
+    _, char_begin, char_end = tok.tokenize_with_char_offsets(raw)
+    for text, data, b, e, cb, ce in zip(texts, raw, begin.to_list(), end.to_list(), char_begin.to_list(),
+                                        char_end.to_list()):
+        assert cb == [len(data[:x].decode("utf-8", "surrogatepass")) for x in b]
+        assert ce == [len(data[:x].decode("utf-8", "surrogatepass")) for x in e]
+    # Dense offsets, padding (-1) and offsets past the end.
+    got = tok.char_offsets(["Zoë x", "ab"], [[0, 4, 5, -1], [1, 2, 9, -1]]).numpy().tolist()
+    assert got == [[0, 3, 4, -1], [1, 2, 2, -1]]
+    # encode_squad's character ranges are exactly these.
+    examples = [example(t, None, qid=str(i)) for i, t in enumerate(texts)]
+    features = encode_squad(examples, tok, seq_len=64, training=False)
+    for i, (cb, ce) in enumerate(zip(char_begin.to_list(), char_end.to_list())):
+        rows = features.example_index == i
+        starts = features.token_char_start[rows]
+        assert starts[starts >= 0].tolist() == cb[:len(starts[starts >= 0])]
+        ends = features.token_char_end[rows]
+        assert ends[ends >= 0].tolist() == ce[:len(ends[ends >= 0])]
+
+
 def test_encode_truncates_the_question(tok):
     question = " ".join(["river"] * 20)
     features = encode_squad([example("The Nile.", "Nile", question)], tok, seq_len=32, max_query_length=5)
