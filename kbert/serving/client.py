@@ -15,20 +15,19 @@ and answers `{"predictions": [...]}` (one entry per instance: an object of
 the named outputs, or the bare value when the signature has one output) or
 `{"outputs": {...}}` (each output as a whole batch) respectively.
 
-`serving_response` writes a local signature's outputs the way TF Serving's
-REST layer does (`tensorflow_serving/util/json_tensor.cc`: RapidJSON's
-pretty writer, float32 in the fewest digits that round-trip, `NaN` and
+`serving_response` writes a local signature's outputs in TF Serving's REST
+response structure (`predictions` rows or `outputs` columns, one output's
+name dropped, float32 in the fewest digits that round-trip, `NaN` and
 `Infinity` unquoted, `*_bytes` string outputs as `{"b64": ...}`), so docs and
-tests can show real responses without a model server.
+tests can show real responses without a model server. The layout is plain
+`json.dumps` (TF Serving's clients parse JSON; its whitespace is no contract).
 """
 
 import base64
 import json
-import math
 import operator
 import os
 import shlex
-import struct
 import urllib.error
 import urllib.request
 
@@ -268,39 +267,19 @@ def serving_response(outputs, form="instances"):
         raise ConfigError(f"form: expected one of {list(FORMS)}, got {form!r}")
     if not outputs:
         raise ConfigError("outputs: empty; TF Serving cannot answer without an output")
-    tensors = {name: _tensor(value) for name, value in sorted(outputs.items())}
+    tensors = {name: _json_values(value, name.endswith("_bytes")) for name, value in sorted(outputs.items())}
     named = len(tensors) > 1  # one output: TF Serving drops its name
-    writer = _PrettyWriter()
-    writer.start("{")
-    writer.key("predictions" if form == "instances" else "outputs")
     if form == "instances":
-        sizes = {name: len(values) for name, (values, _) in tensors.items() if isinstance(values, list)}
+        sizes = {name: len(values) for name, values in tensors.items() if isinstance(values, list)}
         if len(sizes) != len(tensors) or len(set(sizes.values())) > 1:
             raise ConfigError(f"instances: every output needs the same batch size, got {sizes}")
-        writer.start("[")
-        for i in range(next(iter(sizes.values()))):
-            if named:
-                writer.start("{")
-            writer.single_line = True
-            for name, (values, kind) in tensors.items():
-                if named:
-                    writer.key(name)
-                _write(writer, values[i], kind, name.endswith("_bytes"))
-            writer.single_line = False
-            if named:
-                writer.end("}")
-        writer.end("]")
+        rows = range(next(iter(sizes.values())))
+        body = {"predictions": [{k: v[i] for k, v in tensors.items()} if named else next(iter(tensors.values()))[i]
+                                for i in rows]}
     else:
-        if named:
-            writer.start("{")
-        for name, (values, kind) in tensors.items():
-            if named:
-                writer.key(name)
-            _write(writer, values, kind, name.endswith("_bytes"))
-        if named:
-            writer.end("}")
-    writer.end("}")
-    return writer.text()
+        body = {"outputs": tensors if named else next(iter(tensors.values()))}
+    # TF Serving writes NaN/Infinity unquoted, as json.dumps does by default.
+    return json.dumps(body, indent=4, ensure_ascii=False)
 
 
 def predict_locally(saved_model, body):
@@ -408,119 +387,31 @@ def _int_rows(rows, name):
     return out
 
 
-def _tensor(value):
-    """(nested lists of Python values, kind) for an output; kind picks the JSON
-    form: "float32", "float64", "int", "bool", "string", or None (plain Python
-    values: by their own type)."""
+def _json_values(value, as_bytes):
+    """An output as nested Python lists, numbers as TF Serving writes them:
+    float32 in the fewest digits that round-trip to the same float32 (so 0.9
+    stays 0.9, not 0.8999999761581421), strings as UTF-8 text, and outputs
+    named `*_bytes` as `{"b64": ...}` (TF Serving's convention for binary)."""
+    import numpy as np
+
     if hasattr(value, "numpy"):  # a tf.Tensor
         value = value.numpy()
-    dtype = getattr(value, "dtype", None)
-    if dtype is not None and hasattr(value, "tolist"):
-        kind = {"f": "float32" if dtype.itemsize <= 4 else "float64", "i": "int", "u": "int", "b": "bool",
-                "S": "string", "O": "string", "U": "string"}.get(dtype.kind)
-        if kind is None:
-            raise ConfigError(f"output dtype {dtype} has no TF Serving JSON form")
-        return value.tolist(), kind
-    return value, None
+    array = np.asarray(value)
+    kind = array.dtype.kind
+    if kind not in "fiubSOU":
+        raise ConfigError(f"output dtype {array.dtype} has no TF Serving JSON form")
+    if kind in "SOU":
+        def text(v):
+            raw = v if isinstance(v, bytes) else str(v).encode("utf-8")
+            if as_bytes:
+                return {"b64": base64.b64encode(raw).decode("ascii")}
+            return raw.decode("utf-8", "replace")
 
+        return np.vectorize(text, otypes=[object])(array).tolist() if array.ndim else text(array.item())
+    if kind == "f" and array.dtype.itemsize <= 4:
+        # str of a float32 is its shortest round-trip decimal; float() keeps it.
+        def shortest(v):
+            return float(str(np.float32(v)))
 
-def _write(writer, value, kind, as_bytes):
-    if isinstance(value, list):
-        writer.start("[")
-        for v in value:
-            _write(writer, v, kind, as_bytes)
-        writer.end("]")
-    elif isinstance(value, (bytes, str)) or kind == "string":
-        raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
-        if as_bytes:  # TF Serving's convention: string outputs named *_bytes are binary
-            writer.start("{")
-            writer.key("b64")
-            writer.raw(_json_string(base64.b64encode(raw).decode("ascii")))
-            writer.end("}")
-        else:
-            writer.raw(_json_string(raw.decode("utf-8", "replace")))
-    elif isinstance(value, bool) or kind == "bool":
-        writer.raw("true" if value else "false")
-    elif isinstance(value, float) or kind in ("float32", "float64"):
-        writer.raw(_decimal(float(value), 64 if kind == "float64" else 32))
-    elif isinstance(value, int):
-        writer.raw(str(value))
-    else:
-        raise ConfigError(f"cannot write {type(value).__name__} as TF Serving JSON")
-
-
-def _decimal(value, bits):
-    """TF Serving's `WriteDecimal`: six significant digits (`%g`) when they
-    round-trip to the same float, else full precision; `.0` on whole numbers."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "-Infinity" if value < 0 else "Infinity"
-    text = "%g" % value
-    if _round(float(text), bits) != _round(value, bits):
-        text = "%.*g" % (9 if bits == 32 else 17, value)
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text
-
-
-def _round(value, bits):
-    return struct.unpack("f", struct.pack("f", value))[0] if bits == 32 else value
-
-
-def _json_string(text):
-    """RapidJSON's escaping: quotes, backslash and control characters only
-    (non-ASCII stays UTF-8; `\\uXXXX` in upper-case hex)."""
-    short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    return '"' + "".join(short.get(c) or (f"\\u{ord(c):04X}" if ord(c) < 0x20 else c) for c in text) + '"'
-
-
-class _PrettyWriter:
-    """The layout of RapidJSON's `PrettyWriter` (4-space indent), which TF
-    Serving writes responses with, including its single-line-array mode that
-    it switches on inside each prediction (hence `[[0.1, 0.9], [0.8, 0.2]`
-    followed by `]` on its own line for a one-output signature)."""
-
-    def __init__(self):
-        self.parts = []
-        self.stack = []  # [is_array, value_count] per open container
-        self.single_line = False
-
-    def _prefix(self):
-        if not self.stack:
-            return
-        level = self.stack[-1]
-        if level[0]:
-            if level[1] > 0:
-                self.parts.append(", " if self.single_line else ",")
-            if not self.single_line:
-                self.parts.append("\n" + "    " * len(self.stack))
-        else:
-            if level[1] > 0:
-                self.parts.append(",\n" if level[1] % 2 == 0 else ": ")
-            else:
-                self.parts.append("\n")
-            if level[1] % 2 == 0:
-                self.parts.append("    " * len(self.stack))
-        level[1] += 1
-
-    def raw(self, text):
-        self._prefix()
-        self.parts.append(text)
-
-    def key(self, name):
-        self.raw(_json_string(name))
-
-    def start(self, bracket):
-        self._prefix()
-        self.parts.append(bracket)
-        self.stack.append([bracket == "[", 0])
-
-    def end(self, bracket):
-        is_array, count = self.stack.pop()
-        if count and not (is_array and self.single_line):
-            self.parts.append("\n" + "    " * len(self.stack))
-        self.parts.append(bracket)
-
-    def text(self):
-        return "".join(self.parts)
+        return np.vectorize(shortest, otypes=[object])(array).tolist() if array.ndim else shortest(array.item())
+    return array.tolist()
