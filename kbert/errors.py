@@ -16,3 +16,9 @@ class ConfigError(KbertError):
 
 class DataError(KbertError):
     """An unreadable or malformed input file."""
+
+
+class OutputError(KbertError):
+    """An output kbert must not or cannot write: a directory that is not kbert's
+    (without `--overwrite`), one that holds an input of the run, a path another
+    run is writing, a read-only or full filesystem."""

@@ -1,9 +1,12 @@
+import errno
 import os
 
 import pytest
 
-from kbert.errors import DataError
-from kbert.io import atomic_dir, atomic_file, iter_text_lines, read_json
+from kbert.errors import DataError, OutputError
+from kbert.io import (
+    atomic_dir, atomic_file, claim_output, iter_text_lines, output_dir, output_file, output_kind, read_json, writing,
+)
 
 
 def test_iter_text_lines_reads_utf8_and_drops_bom(tmp_path):
@@ -76,3 +79,53 @@ def test_atomic_outputs_get_normal_permissions(tmp_path):
     os.umask(mask)
     assert os.stat(tmp_path / "d").st_mode & 0o777 == 0o777 & ~mask
     assert os.stat(tmp_path / "f").st_mode & 0o777 == 0o666 & ~mask
+
+
+def _write_model_dir(path, **options):
+    with output_dir(path, "model_dir", **options) as tmp:
+        for name in ("config.json", "vocab.txt", "model.keras"):
+            open(os.path.join(tmp, name), "w").write(name)
+
+
+def test_output_dir_replaces_only_its_own_kind(tmp_path):
+    target = tmp_path / "out"
+    _write_model_dir(target)
+    assert output_kind(target) == "model_dir" and (target / ".kbert.json").exists()
+    _write_model_dir(target)  # its own kind: replaced
+    with pytest.raises(OutputError, match=r"out: is a kbert model directory, not an export; use --overwrite"):
+        with output_dir(target, "export") as tmp:
+            pass
+    assert output_kind(target) == "model_dir"
+    with pytest.raises(OutputError, match="will not replace it: it is a filesystem root"):
+        _write_model_dir("/", overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_output_file_replaces_a_learned_vocab_only(tmp_path):
+    target = tmp_path / "vocab.txt"
+    target.write_text("[unused0]\n[PAD]\n")  # not one kbert learned
+    with pytest.raises(OutputError, match="vocab.txt: exists and is not a vocabulary file kbert wrote"):
+        with output_file(target, "vocab") as tmp:
+            pass
+    with output_file(target, "vocab", overwrite=True) as tmp:
+        open(tmp, "w").write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n")
+    with output_file(target, "vocab") as tmp:  # now it is one
+        open(tmp, "w").write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n")
+    assert target.read_text().endswith("\na\n") and sorted(os.listdir(tmp_path)) == ["vocab.txt"]
+
+
+def test_a_claim_is_reused_inside_the_same_run(tmp_path):
+    target = tmp_path / "out"
+    with claim_output(target, "model_dir", inputs=[tmp_path / "data.tsv"]):
+        assert (tmp_path / ".out.lock").exists()
+        _write_model_dir(target)  # the final write of the run that holds the lock
+    assert not (tmp_path / ".out.lock").exists() and output_kind(target) == "model_dir"
+
+
+def test_writing_turns_user_os_errors_into_one_line():
+    with pytest.raises(OutputError, match=r"^runs/x: cannot write: No space left on device$"):
+        with writing("runs/x"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(FileNotFoundError):  # not the user's: left as it is
+        with writing("runs/x"):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))

@@ -29,7 +29,7 @@ import json
 import os
 
 from kbert.errors import DataError, KbertError
-from kbert.io import iter_text_lines
+from kbert.io import has_control_characters, iter_text_lines
 
 TEXT_COLUMNS = ("sentence", "text", "sentence1", "#1 String", "question", "review")
 PAIR_COLUMNS = ("sentence2", "#2 String", "text_pair", "pair")
@@ -126,6 +126,9 @@ def read_text_data(
             label = _field(row, label_key, path, line).strip()
             if not label:
                 raise DataError(f"{path}:{line}: empty label in column {_name(label_key)}")
+            if has_control_characters(label):
+                # labels.txt and the model dir hold one label a line.
+                raise DataError(f"{path}:{line}: label {label!r} holds a line break or control character")
             labels.append(label)
         lines.append(line)
     if not texts:

@@ -78,7 +78,8 @@ def read_conll(path, tag_column=-1, word_column=0):
 
     One token per line, columns separated by whitespace; a blank line ends a
     sentence; `-DOCSTART-` lines (document breaks) are skipped, and so is the
-    blank line after them. Extra columns (POS, chunk tags) are ignored.
+    blank line after them. Extra columns (POS, chunk tags) are ignored; every
+    token line has the same number of columns.
 
     Args:
         path: str or path-like. The file, UTF-8.
@@ -91,8 +92,9 @@ def read_conll(path, tag_column=-1, word_column=0):
 
     Raises:
         DataError: the file is missing, empty, binary or not UTF-8, a line has
-            too few columns for `word_column` and `tag_column` (naming the file
-            and line), or the file holds no sentence.
+            too few columns for `word_column` and `tag_column` or not as many
+            as the first token line (naming the file and line), or the file
+            holds no sentence.
         KbertError: the columns are not integers or are the same column.
 
     Examples:
@@ -110,6 +112,7 @@ def read_conll(path, tag_column=-1, word_column=0):
     need = _columns_needed(word_column, tag_column)
     sentences = []
     words, tags, first = [], [], 0
+    layout = None  # (columns, line) of the first token line
 
     for number, line in iter_text_lines(path):
         columns = line.split()
@@ -121,6 +124,12 @@ def read_conll(path, tag_column=-1, word_column=0):
         count = len(columns)
         if count < need:
             raise DataError(f"{path}:{number}: expected at least {need} columns, got {count}")
+        if layout is None:
+            layout = (count, number)
+        elif count != layout[0]:
+            # A line short of its tag column would read its chunk tag as the tag.
+            raise DataError(f"{path}:{number}: {count} columns, but line {layout[1]} has {layout[0]}: "
+                            "every token line needs the same columns")
         if word_column % count == tag_column % count:
             # Only a mixed-sign pair (e.g. 2 and -2) can meet, on one column count.
             raise DataError(

@@ -74,8 +74,36 @@ def convert(saved_model, out, mode, calibration=None):
     cmd = [sys.executable, "-m", "kbert.export.tflite", saved_model, out, mode, calibration or ""]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.startswith("kbert-convert:")]
-        raise RuntimeError(lines[-1][len("kbert-convert: "):] if lines else result.stderr[-2000:])
+        raise RuntimeError(_failure(mode, result.returncode, result.stderr))
+
+
+_SUMMARY_CHARS = 300
+
+
+def _failure(mode, returncode, stderr):
+    """One line for a failed conversion. The converter's whole output (often a
+    page of TensorFlow traceback) goes to a log file the line names, and to
+    stderr with `kbert --verbose`."""
+    import tempfile
+
+    from kbert.runtime import verbose_requested
+
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    ours = [line[len("kbert-convert: "):] for line in lines if line.startswith("kbert-convert:")]
+    if ours:
+        summary = ours[-1]
+    elif lines:
+        summary = f"{mode}: TFLite conversion failed: {lines[-1]}"
+    else:
+        summary = f"{mode}: the TFLite converter process ended with code {returncode} and no message"
+    if len(summary) > _SUMMARY_CHARS:
+        summary = summary[:_SUMMARY_CHARS] + " ..."
+    fd, log = tempfile.mkstemp(prefix=f"kbert-tflite-{mode}-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(stderr)
+    if verbose_requested():
+        sys.stderr.write(stderr)
+    return f"{summary} (converter output: {log})"
 
 
 def _convert_here(saved_model, out, mode, calibration):
