@@ -39,7 +39,8 @@ import tempfile
 import zipfile
 
 from kbert.errors import DataError, KbertError
-from kbert.io import atomic_dir, atomic_file, output_dir, writes_output
+from kbert.io import atomic_dir, atomic_file
+from kbert.outputs import output_dir, writes_output
 
 CACHE_ENV = "KBERT_CACHE"
 SOURCE_FILE = "SOURCE.json"

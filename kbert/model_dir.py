@@ -18,7 +18,8 @@ import os
 
 from kbert.config import BertConfig, check_seq_len
 from kbert.errors import ConfigError, DataError
-from kbert.io import has_control_characters, output_dir, read_json, require_space, write_json
+from kbert.io import has_control_characters, read_json, write_json
+from kbert.outputs import output_dir, require_space
 from kbert.version import __version__
 
 CONFIG_FILE = "config.json"

@@ -4,9 +4,8 @@ import os
 import pytest
 
 from kbert.errors import DataError, OutputError
-from kbert.io import (
-    atomic_dir, atomic_file, claim_output, iter_text_lines, output_dir, output_file, output_kind, read_json, writing,
-)
+from kbert.io import atomic_dir, atomic_file, iter_text_lines, read_json
+from kbert.outputs import claim_output, output_dir, output_file, output_kind, writing
 
 
 def test_iter_text_lines_reads_utf8_and_drops_bom(tmp_path):

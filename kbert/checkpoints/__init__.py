@@ -19,7 +19,7 @@ Modules: `variables` (the name table), `hf`, `google`.
 from kbert.checkpoints.google import load_google
 from kbert.checkpoints.hf import HF_ARCHITECTURES, export_hf, load_hf
 from kbert.checkpoints.variables import weight_map
-from kbert.io import writes_output
+from kbert.outputs import writes_output
 
 
 @writes_output("model_dir", inputs=("source",))

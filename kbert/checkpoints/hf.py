@@ -8,7 +8,8 @@ import numpy as np
 from kbert.checkpoints.variables import _HF_IGNORED, _assign, _check_vocab, weight_map
 from kbert.config import BertConfig
 from kbert.errors import ConfigError, DataError
-from kbert.io import read_json, writes_output
+from kbert.io import read_json
+from kbert.outputs import writes_output
 # Architecture name -> HfArchitecture (its task, weight prefix, pooler): the registry's.
 from kbert.tasks.registry import HF_ARCHITECTURES
 
@@ -163,7 +164,8 @@ def export_hf(model, out, *, vocab, lowercase=True, labels=None, overwrite=False
     """
     from safetensors.numpy import save_file
 
-    from kbert.io import output_dir, require_space, write_json
+    from kbert.io import write_json
+    from kbert.outputs import output_dir, require_space
     from kbert.tasks.registry import spec_of
 
     require_space(out, 4 * model.count_params())

@@ -19,7 +19,7 @@ from kbert.version import __version__
 class _Group(click.Group):
     def invoke(self, ctx):
         from kbert.errors import KbertError
-        from kbert.io import error_reason, is_user_os_error
+        from kbert.outputs import error_reason, is_user_os_error
 
         try:
             return super().invoke(ctx)

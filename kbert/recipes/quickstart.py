@@ -22,7 +22,7 @@ import shlex
 import time
 
 from kbert.errors import ConfigError
-from kbert.io import writes_output
+from kbert.outputs import writes_output
 
 # The served model's name: the export folder (TF Serving's model name).
 EXPORT_NAME = "sentiment"

@@ -22,7 +22,8 @@ import threading
 import tensorflow as tf
 
 from kbert.errors import DataError, KbertError
-from kbert.io import iter_text_lines, output_file, writes_output
+from kbert.io import iter_text_lines
+from kbert.outputs import output_file, writes_output
 from kbert.tokenization.normalize import normalize_text
 from kbert.tokenization.vocab import (
     MAX_CHARS_PER_WORD,

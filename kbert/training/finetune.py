@@ -20,7 +20,7 @@ import warnings
 
 from kbert.config import check_seq_len
 from kbert.errors import KbertError
-from kbert.io import require_space, writes_output
+from kbert.outputs import require_space, writes_output
 
 
 @writes_output("model_dir", inputs=("init", "train", "eval"), work=".work")

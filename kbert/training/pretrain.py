@@ -20,7 +20,7 @@ import time
 
 from kbert.config import BertConfig, check_seq_len
 from kbert.errors import KbertError
-from kbert.io import require_space, writes_output
+from kbert.outputs import require_space, writes_output
 
 WORK_SUFFIX = ".work"
 

@@ -162,7 +162,7 @@ def test_os_errors_the_user_can_fix_are_one_line_others_are_bugs(monkeypatch, tm
 def test_tensorflow_write_errors_count_as_the_users(tmp_path):
     import tensorflow as tf
 
-    from kbert.io import is_user_os_error
+    from kbert.outputs import is_user_os_error
 
     denied = tf.errors.PermissionDeniedError(None, None, f"{tmp_path}/x.work; Read-only file system")
     assert is_user_os_error(denied)

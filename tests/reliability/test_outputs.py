@@ -139,7 +139,7 @@ def test_vocab_never_replaces_its_corpus_nor_a_foreign_file(files, tmp_path):
 
 HOLD = """
 import sys, time
-from kbert.io import claim_output
+from kbert.outputs import claim_output
 with claim_output(sys.argv[1], "model_dir"):
     print("holding", flush=True)
     time.sleep(120)
@@ -163,7 +163,7 @@ def test_a_second_run_on_the_same_out_is_refused(files, tmp_path):
 
 KILLED_WRITE = """
 import os, sys, time
-from kbert.io import output_dir
+from kbert.outputs import output_dir
 with output_dir(sys.argv[1], "model_dir") as tmp:
     with open(os.path.join(tmp, "model.keras"), "wb") as f:
         f.write(os.urandom(1 << 20))

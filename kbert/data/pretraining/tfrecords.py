@@ -24,7 +24,8 @@ from kbert.data.pretraining.instances import OneDocumentError, instance_stream, 
 from kbert.data.pretraining.masking import MaskingSpec
 from kbert.data.pretraining.vocab import Vocab
 from kbert.errors import DataError, KbertError
-from kbert.io import output_dir, read_json, writes_output
+from kbert.io import read_json
+from kbert.outputs import output_dir, writes_output
 
 DATA_INFO = "pretrain_data.json"
 DATA_FORMAT = "kbert-pretrain-data"
