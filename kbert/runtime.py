@@ -125,6 +125,9 @@ def filter_native_logs():
     return True
 
 
+_LINE_END = re.compile(rb"(?<=[\r\n])")
+
+
 class _NativeLogFilter:
     """fd 2 -> pipe -> thread -> the original stderr, minus native log lines."""
 
@@ -154,8 +157,10 @@ class _NativeLogFilter:
                 chunk = b""
             if not chunk:
                 break
-            *lines, pending = (pending + chunk).split(b"\n")
-            self._write(b"".join(line + b"\n" for line in lines if not NATIVE_LOG_LINE.match(line)))
+            # "\r" ends a line too: a progress bar's "50%\r" followed at once by
+            # a native log line must leave that line recognisable.
+            *lines, pending = _LINE_END.split(pending + chunk)
+            self._write(b"".join(line for line in lines if not NATIVE_LOG_LINE.match(line)))
         if pending and not NATIVE_LOG_LINE.match(pending):
             self._write(pending)
         os.close(self.read_end)
