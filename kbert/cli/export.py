@@ -31,7 +31,8 @@ def _list(allowed, name):
 @click.option("--format", "formats", default="all", show_default=True, callback=_list(FORMATS, "--format"),
               help="savedmodel, tflite, onnx (comma-separated) or all.")
 @click.option("--quantize", default="all", show_default=True, callback=_list(MODES, "--quantize"),
-              help="TFLite modes: float32, float16, dynamic, int8 (comma-separated) or all.")
+              help="TFLite modes: float32, float16, dynamic, int8 (comma-separated) or all; "
+                   "dynamic also writes onnx/model_dynamic.onnx (int8 weights).")
 @click.option("--seq-len", type=int, help="Fixed TFLite length (default: the model dir's seq_len).")
 @click.option("--eval", "eval_", type=click.Path(dir_okay=False),
               help="Labelled file the artifacts are verified on (default: the model dir's eval file).")

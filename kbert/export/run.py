@@ -12,19 +12,26 @@ import time
 
 import numpy as np
 
+from kbert.config import check_seq_len
 from kbert.errors import ConfigError, DataError, KbertError
-from kbert.io import atomic_dir, write_json
+from kbert.io import read_json, write_json
+from kbert.outputs import output_dir, output_kind, require_space, writes_output
 from kbert.export.tflite import MODES, TFLITE_INPUTS
 
 FORMATS = ("savedmodel", "tflite", "onnx")
+# What an encoder's export is checked on (it has no evaluation data).
+ENCODER_TEXTS = ["kbert exports the encoder too.", "A second sentence."]
 # Label agreement with the Keras model (fraction), and the most the task metric
 # may drop (points) for full int8.
 DEFAULT_THRESHOLDS = {
     "savedmodel": 1.0, "onnx": 1.0, "tflite_float32": 1.0, "tflite_float16": 0.995,
-    "tflite_dynamic": 0.99, "tflite_int8_metric_drop": 1.0,
+    "tflite_dynamic": 0.99, "tflite_int8_metric_drop": 1.0, "onnx_dynamic_metric_drop": 1.0,
 }
 
 QUANTIZATION = {
+    "onnx": "none (float32; onnxruntime's SkipLayerNormalization and BiasGelu fusions)",
+    "onnx_dynamic": "int8 weights (a scale per channel), activations quantized at run time "
+                    "(onnxruntime quantize_dynamic)",
     "tflite_float32": "none",
     "tflite_float16": "float16 weights, float32 compute",
     "tflite_dynamic": "int8 weights, activations quantized at run time",
@@ -37,18 +44,35 @@ class ExportError(KbertError):
     """An artifact failed its check; nothing was written."""
 
 
+def _inputs(arguments):
+    """What `export` reads: the model dir and the eval / calibration files,
+    given or named in its metrics.json (an `out` holding one is refused)."""
+    named = []
+    try:
+        metrics = read_json(os.path.join(arguments["model_dir"], "metrics.json"))
+        named = [metrics[key]["file"] for key in ("eval", "train")
+                 if isinstance(metrics.get(key), dict) and isinstance(metrics[key].get("file"), str)]
+    except (KbertError, AttributeError):  # no metrics: export reports the model dir itself
+        pass
+    return [arguments["model_dir"], arguments["eval"], arguments["calibration"], *named]
+
+
+@writes_output("export", inputs=_inputs)
 def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=None, eval_size=500,
            calibration=None, calibration_size=200, version=None, thresholds=None, latency_runs=50,
-           pair=None, progress=print):
+           pair=None, progress=print, overwrite=False):
     """Export `model_dir` under `out` and verify every artifact.
 
     Args:
         model_dir: a kbert model directory (classify, ner, qa; the encoder of
             pretrain/encoder dirs).
-        out: export directory (e.g. `exports/sst2`); an existing one keeps its
-            other SavedModel versions.
+        out: export directory (e.g. `exports/sst2`); an existing export keeps
+            its other SavedModel versions. Checked and locked before the work
+            starts; anything else there is refused unless `overwrite`.
         formats: any of "savedmodel", "tflite", "onnx".
         quantize: TFLite modes: "float32", "float16", "dynamic", "int8".
+            ONNX always writes onnx/model.onnx (float32) and, with
+            "dynamic", onnx/model_dynamic.onnx (int8 weights).
         seq_len: fixed TFLite length and SavedModel padding (default: the
             model dir's).
         eval: labelled evaluation file for the verification (default: the
@@ -60,12 +84,14 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
         thresholds: overrides of `DEFAULT_THRESHOLDS`.
         pair: classify only: serve `text` + `text_pair` (default: whether the
             evaluation data has a second text column).
+        overwrite: replace an existing `out` that is not a kbert export
+            (never one holding an input or the current directory).
 
     Returns:
         The report dict (also written as report.json / report.md).
     """
     from kbert.model_dir import load_model, read_model_dir
-    from kbert.tasks import get_task
+    from kbert.tasks import model_dir_task, registry
     from kbert.tasks.base import model_inputs, predict_arrays
 
     formats = [formats] if isinstance(formats, str) else list(formats)
@@ -78,17 +104,13 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
             raise ConfigError(f"quantize: expected some of {list(MODES)}, got {mode!r}")
     limits = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
     info = read_model_dir(model_dir)
-    seq_len = int(seq_len or info.seq_len)
-    if not 8 <= seq_len <= info.config.max_position_embeddings:
-        raise ConfigError(f"seq_len: {seq_len} is outside 8..{info.config.max_position_embeddings} "
-                          "(the model's max_position_embeddings)")
-    model = load_model(model_dir)
-    if info.task in ("encoder", "pretrain"):
-        model = model if info.task == "encoder" else model.encoder
-        task_name, task = "encoder", None
-    else:
-        task_name, task = info.task, get_task(info.task)
-        task.configure(info.labels or None)
+    seq_len = check_seq_len(info.seq_len if seq_len is None else seq_len, info.config)
+    spec = registry.spec(info.task)
+    model = spec.export_model(load_model(model_dir))  # a pre-trained model exports its encoder
+    require_space(out, _expected_bytes(model, formats, quantize, out))
+    task_name = spec.exports
+    # Set up with the options it was fine-tuned with (QA windows, answer rules...).
+    task = model_dir_task(info) if spec.task is not None else None
     labels = info.labels or None
     tokenizer = info.tokenizer()
 
@@ -102,16 +124,15 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
         features = task.features(data, tokenizer, labels, seq_len)
         reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
         if pair is None:
-            pair = task_name == "qa" or (task_name == "classify" and data.pairs is not None)
+            pair = task.takes_pair(data)
     else:
-        texts = ["kbert exports the encoder too.", "A second sentence."]
-        features = {k: np.asarray(v) for k, v in tokenizer(texts, seq_len=seq_len).items()}
+        features = {k: np.asarray(v) for k, v in tokenizer(ENCODER_TEXTS, seq_len=seq_len).items()}
         reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
 
     out = os.path.abspath(os.fspath(out))
     # Built aside and moved into place only when every check passed.
-    with atomic_dir(out) as work:
-        if os.path.isdir(os.path.join(out, "serving")):
+    with output_dir(out, "export") as work:
+        if output_kind(out) == "export" and os.path.isdir(os.path.join(out, "serving")):
             shutil.copytree(os.path.join(out, "serving"), os.path.join(work, "serving"))
         rows = [_keras_row(model, features, reference, data, task, labels, latency_runs)]
         with open(os.path.join(work, "vocab.txt"), "w", encoding="utf-8") as f:
@@ -128,7 +149,7 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
                             tokenizer, latency_runs, progress)
         if "onnx" in formats:
             progress("ONNX ...")
-            rows.append(_onnx(work, model, features, data, task, labels, reference, latency_runs))
+            rows += _onnx(work, model, quantize, features, data, task, labels, reference, latency_runs, progress)
         failures = _check(rows, limits, task)
         report = {
             "model_dir": os.fspath(model_dir), "task": task_name, "seq_len": seq_len,
@@ -140,7 +161,7 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
             "tflite_inputs": {k: f"int32 [1, {seq_len}]" for k in TFLITE_INPUTS},
             "tflite_outputs": sorted(reference), "savedmodel_signatures": ["serving_default", "ids"],
             "quantization": {r["artifact"]: QUANTIZATION[r["artifact"]] for r in rows
-                             if r["artifact"].startswith("tflite")},
+                             if r["artifact"] in QUANTIZATION},
             "metrics": {r["artifact"]: r.get("metric") for r in rows},
         }
         write_json(os.path.join(work, "model_card.json"), card)
@@ -150,6 +171,19 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
         if failures:
             raise ExportError("; ".join(failures) + " (nothing written)")
     return report
+
+
+_TFLITE_SHARE = {"float32": 1.0, "float16": 0.5, "dynamic": 0.25, "int8": 0.25}
+
+
+def _expected_bytes(model, formats, quantize, out):
+    """About what an export writes: the float32 weights once per SavedModel,
+    ONNX and float32 TFLite, less per quantized TFLite, plus the SavedModel
+    versions an existing export keeps."""
+    share = ("savedmodel" in formats) + ("onnx" in formats) * (1 + 0.25 * ("dynamic" in quantize))
+    if "tflite" in formats:
+        share += sum(_TFLITE_SHARE.get(mode, 1.0) for mode in quantize)
+    return int(4 * model.count_params() * share) + _size(os.path.join(os.fspath(out), "serving"))
 
 
 def _head(data, n):
@@ -189,7 +223,7 @@ def _metric(task, data, features, outputs, labels):
         return None
     scores = task.score(data, features, outputs if len(outputs) > 1 else next(iter(outputs.values())), labels)
     value = scores[task.metric]
-    return round(value if task.name == "qa" else 100.0 * value, 3)
+    return round(value if task.metric_in_percent else 100.0 * value, 3)
 
 
 def _keras_row(model, features, reference, data, task, labels, runs):
@@ -212,8 +246,8 @@ def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pai
     version = int(version) if version is not None else max(taken, default=0) + 1
     path = os.path.join(serving, str(version))
     shutil.rmtree(path, ignore_errors=True)
-    serving_archive(model, tokenizer, task_name, labels, seq_len, pair=pair).write_out(path, verbose=False)
-    texts = _texts(data, task_name, pair)
+    serving_archive(model, tokenizer, task or task_name, labels, seq_len, pair=pair).write_out(path, verbose=False)
+    texts = task.serving_texts(data, pair) if task is not None else {"text": ENCODER_TEXTS}
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(os.path.join(tmp, "inputs.npz"), **model_inputs(features))
         write_json(os.path.join(tmp, "texts.json"), texts)
@@ -238,6 +272,12 @@ def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pai
         row["text_max_abs_diff"], row["text_agreement"] = _compare(
             {k: v[texts_at] for k, v in text_logits.items()}, {k: v[rows_at] for k, v in reference.items()},
             {k: v[rows_at] for k, v in features.items() if k == "padding_mask"})
+    # Tasks whose signature post-processes (QA answers) check it against Python prediction.
+    if task is not None:
+        served = {k[len("text."):]: v for k, v in out.items() if k.startswith("text.")}
+        agreement = task.serving_agreement(data, features, reference, served)
+        if agreement is not None:
+            row["answer_agreement"] = agreement
     return row
 
 
@@ -253,19 +293,6 @@ def _one_window(features, n_texts):
     texts = np.flatnonzero(counts == 1)
     first_row = {int(o): i for i, o in reversed(list(enumerate(owner)))}
     return texts, np.array([first_row[int(t)] for t in texts], dtype=int)
-
-
-def _texts(data, task_name, pair):
-    if task_name == "qa":
-        return {"text": [e.question for e in data], "text_pair": [e.context for e in data]}
-    if task_name == "ner":
-        return {"text": [" ".join(s.words) for s in data]}
-    if task_name == "classify":
-        texts = {"text": list(data.texts)}
-        if pair:
-            texts["text_pair"] = list(data.pairs)
-        return texts
-    return {"text": ["kbert exports the encoder too.", "A second sentence."]}
 
 
 def _tflite(work, model, seq_len, modes, features, data, task, labels, reference, calibration, calibration_size,
@@ -323,20 +350,32 @@ def _run_tflite(path, inputs, runs):
     return {k: np.concatenate(v) for k, v in results.items()}, _latency_ms(lambda: runner(**one), runs)
 
 
-def _onnx(work, model, features, data, task, labels, reference, runs):
-    import onnxruntime
-
-    from kbert.export.onnx import export_onnx
-    from kbert.tasks.base import model_inputs
+def _onnx(work, model, quantize, features, data, task, labels, reference, runs, progress):
+    """onnx/model.onnx (tidied and fused for onnxruntime) and, with "dynamic"
+    in `quantize`, onnx/model_dynamic.onnx; one verified row each."""
+    from kbert.export import onnx
 
     directory = os.path.join(work, "onnx")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "model.onnx")
-    export_onnx(model, path)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    raw = os.path.join(directory, "tf2onnx.onnx")
+    onnx.export_onnx(model, raw)
+    optimizer = onnx.optimize(raw, path)
+    os.remove(raw)
+    rows = [dict(_run_onnx("onnx", path, work, features, data, task, labels, reference, runs), optimizer=optimizer)]
+    if "dynamic" in quantize:
+        progress("ONNX dynamic ...")
+        quantized = os.path.join(directory, "model_dynamic.onnx")
+        onnx.quantize(path, quantized)
+        rows.append(_run_onnx("onnx_dynamic", quantized, work, features, data, task, labels, reference, runs))
+    return rows
+
+
+def _run_onnx(name, path, work, features, data, task, labels, reference, runs):
+    from kbert.export.onnx import session as onnx_session
+    from kbert.tasks.base import model_inputs
+
+    session = onnx_session(path)
     names = [o.name for o in session.get_outputs()]
     inputs = {k: v.astype(np.int32) for k, v in model_inputs(features).items()}
     results = {}
@@ -348,7 +387,7 @@ def _onnx(work, model, features, data, task, labels, reference, runs):
     one = {k: v[:1] for k, v in inputs.items()}
     latency = _latency_ms(lambda: session.run(names, one), runs)
     diff, agree = _compare(out, reference, features)
-    return {"artifact": "onnx", "path": os.path.relpath(path, work), "bytes": _size(path),
+    return {"artifact": name, "path": os.path.relpath(path, work), "bytes": _size(path),
             "metric": _metric(task, data, features, out, labels), "agreement": agree, "max_abs_diff": diff,
             "latency_ms": latency}
 
@@ -358,16 +397,20 @@ def _check(rows, limits, task):
     keras_metric = rows[0]["metric"]
     for row in rows[1:]:
         name = row["artifact"]
-        if name == "tflite_int8":
-            if keras_metric is not None and keras_metric - row["metric"] > limits["tflite_int8_metric_drop"]:
-                failures.append(f"tflite_int8: metric {row['metric']} is more than "
-                                f"{limits['tflite_int8_metric_drop']} points below Keras' {keras_metric}")
+        if name in ("tflite_int8", "onnx_dynamic"):  # checked on the task metric, not label by label
+            drop = limits[f"{name}_metric_drop"]
+            if keras_metric is not None and keras_metric - row["metric"] > drop:
+                failures.append(f"{name}: metric {row['metric']} is more than {drop} points below Keras' "
+                                f"{keras_metric}")
             continue
         need = limits.get(name)
         if need is not None and row["agreement"] < need:
             failures.append(f"{name}: label agreement {row['agreement']:.4f} < {need}")
         if row.get("text_agreement") is not None and row["text_agreement"] < need:
             failures.append(f"{name}: raw-text signature agreement {row['text_agreement']:.4f} < {need}")
+        if row.get("answer_agreement") is not None and row["answer_agreement"] < need:
+            failures.append(f"{name}: raw-text answers agree with kbert.predict on "
+                            f"{row['answer_agreement']:.4f} < {need}")
     return failures
 
 

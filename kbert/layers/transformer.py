@@ -15,12 +15,42 @@ from keras import ops
 
 from kbert.layers import activations
 
-# Added to the scores of padded keys: exp(-100) is ~4e-44 of a real key's weight in
-# float32, so the outputs at real positions do not depend on what the padding
-# holds. Not -1e9 or -1e4: full-int8 TFLite calibrates every tensor's range, and a
-# bias that large made the quantized model's accuracy collapse to chance (SST-2
-# MiniLM: 84.5 -> 55.5 with -1e4, 84.5 with -100; benchmarks/README.md).
+# How attention ignores padded keys. Two measured constraints:
+# - No float32 subnormal may reach the softmax or come out of it. A bias of -100 gave
+#   padded keys exp(-100) ~ 4e-44, a subnormal; runtimes that do not flush them to zero
+#   (onnxruntime on its calling thread, plain C) ran MiniLM 4x slower on padded rows
+#   on a CPU with slow subnormal arithmetic (99 vs 24 ms a row).
+# - Full-int8 TFLite calibrates every tensor's range: a huge bias (-1e9, -1e4) stretched
+#   it until the real scores rounded to one value (SST-2 MiniLM 84.5 -> 55.5), and a floor
+#   applied after the -100 bias (one tensor spanning both) cost 1.2 points.
+# So `mask_scores` floors each row at its largest real score minus _SCORE_RANGE and puts
+# padded keys exactly on that floor: every exp in the softmax is at least exp(-30) ~ 9e-14
+# of the largest (a normal float), a padded key weighs ~9e-14 (below float32 resolution
+# next to the real keys), and the softmax input spans the real scores' range only.
+# _MASK_BIAS only keeps padded keys out of the row maximum that sets the floor.
+# benchmarks/README.md ("ONNX") has the figures.
 _MASK_BIAS = -100.0
+_SCORE_RANGE = 30.0
+
+
+def mask_scores(scores, padding_mask=None):
+    """Attention logits ready for the softmax: padded keys masked, each row's range bounded.
+
+    Args:
+        scores: float32 `[batch, heads, queries, keys]`.
+        padding_mask: optional int/bool `[batch, keys]`, 1 for real tokens.
+
+    Returns:
+        `scores` floored at each row's largest real score minus `_SCORE_RANGE`,
+        with padded keys on that floor. The floor is a constant for the gradient.
+    """
+    if padding_mask is None:
+        floor = ops.stop_gradient(ops.max(scores, axis=-1, keepdims=True)) - _SCORE_RANGE
+        return ops.maximum(scores, floor)
+    mask = ops.expand_dims(ops.expand_dims(padding_mask, 1), 1)  # [batch, 1, 1, keys]
+    biased = scores + (1.0 - ops.cast(mask, "float32")) * _MASK_BIAS
+    floor = ops.stop_gradient(ops.max(biased, axis=-1, keepdims=True)) - _SCORE_RANGE
+    return ops.maximum(ops.where(ops.cast(mask, "bool"), scores, floor), floor)
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -120,10 +150,7 @@ class TransformerBlock(keras.layers.Layer):
 
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
         scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(self.head_size))
-        if padding_mask is not None:
-            mask = ops.cast(padding_mask, "float32")
-            mask = ops.expand_dims(ops.expand_dims(mask, 1), 1)  # [batch, 1, 1, seq_len]
-            scores = scores + (1.0 - mask) * _MASK_BIAS
+        scores = mask_scores(scores, padding_mask)
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         probs = self.attention_probs_dropout(probs, training=training)
 

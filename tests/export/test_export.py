@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from conftest import REPO
-from test_finetune import encoder_dir, sentiment_rows, write_conll, write_squad, write_tsv  # noqa: F401
+from training.test_finetune import encoder_dir, sentiment_rows, write_conll, write_squad, write_tsv  # noqa: F401
 from kbert.export import export
 from kbert.export.run import ExportError
-from kbert.training.finetune import finetune
+from kbert.training.finetune import finetune, predict
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_export_all_formats_verified(classifier, tmp_path):
     assert report["passed"], report["failures"]
     names = [r["artifact"] for r in report["artifacts"]]
     assert names == ["keras", "savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic",
-                     "tflite_int8", "onnx"]
+                     "tflite_int8", "onnx", "onnx_dynamic"]
     rows = {r["artifact"]: r for r in report["artifacts"]}
     assert rows["keras"]["metric"] >= 90
     for name in ("savedmodel", "tflite_float32", "onnx"):
@@ -112,11 +112,20 @@ def test_ner_and_qa_savedmodel_and_float16(encoder_dir, tmp_path):  # noqa: F811
     report = export(tmp_path / "qa", tmp_path / "qa_export", formats=["savedmodel", "tflite"],
                     quantize=["float16"], latency_runs=1, progress=lambda m: None)
     assert report["passed"], report["failures"]
+    # The served answers are kbert.predict's on every verification example.
+    assert {r["artifact"]: r for r in report["artifacts"]}["savedmodel"]["answer_agreement"] == 1.0
     serve = tf.saved_model.load(str(tmp_path / "qa_export" / "serving" / "1")).signatures["serving_default"]
     context = "the film was nice and the plot"
     out = serve(text=tf.constant(["the good ?"]), text_pair=tf.constant([context]))
     s, e = int(out["answer_start"][0]), int(out["answer_end"][0])
     assert out["answer"].numpy()[0].decode() == "nice" and context[s:e] == "nice"
+    # A context many windows long is answered from all of it, as kbert.predict answers.
+    long_context = " ".join(["the film was and the plot"] * 5) + " the plot was nice and the film"
+    out = serve(text=tf.constant(["the good ?"]), text_pair=tf.constant([long_context]))
+    [expected] = predict(tmp_path / "qa", ["the good ?"], [long_context])
+    assert int(out["windows"][0]) > 3 and expected["answer"] == "nice"
+    assert (out["answer"].numpy()[0].decode(), int(out["answer_start"][0]), int(out["answer_end"][0])) == (
+        expected["answer"], expected["start"], expected["end"])
     card = json.loads((tmp_path / "qa_export" / "model_card.json").read_text())
     assert card["task"] == "qa" and card["tflite_outputs"] == ["end_logits", "start_logits"]
 

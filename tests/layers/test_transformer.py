@@ -82,3 +82,28 @@ def test_pooler_uses_first_token_only():
     y[:, 1:] += 5.0
     np.testing.assert_array_equal(a, np.asarray(pooler(y)))
     assert a.shape == (2, 16) and np.abs(a).max() <= 1.0
+
+
+def test_masked_scores_give_a_softmax_free_of_subnormals():
+    # A real key 95 below the row maximum and padded keys as high as the maximum: a plain
+    # -100 bias (or no floor) puts exp(-95) and exp(-100), float32 subnormals, in the softmax.
+    from kbert.layers.transformer import mask_scores
+
+    scores = np.zeros((2, 1, 3, 6), "float32")
+    scores[..., 0], scores[..., 1], scores[..., 2] = 5.0, 1.0, 5.0 - 95.0
+    scores[..., 3:] = 5.0
+    mask = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], "int32")
+    masked = np.asarray(mask_scores(scores, mask), "float32")
+    e = np.exp(masked - masked.max(-1, keepdims=True))
+    probs = e / e.sum(-1, keepdims=True)
+    tiny = np.finfo(np.float32).tiny
+    for tensor in (masked - masked.max(-1, keepdims=True), e, probs):
+        values = np.abs(tensor[tensor != 0])
+        assert values.size == 0 or values.min() >= tiny
+    # Padded keys get no visible weight: the real keys' softmax is the exactly masked one.
+    exact = np.exp(scores[0, ..., :3] - 5.0)
+    exact /= exact.sum(-1, keepdims=True)
+    np.testing.assert_allclose(probs[0, ..., :3], exact, rtol=1e-6, atol=1e-12)
+    assert probs[0, ..., 3:].max() < 1e-12
+    # The softmax input stays within the real scores' range (what int8 calibration sees).
+    assert masked.min() >= 5.0 - 30.0 - 1e-5 and masked.max() <= 5.0

@@ -51,7 +51,7 @@ def test_quickstart_fine_tunes_exports_and_reports(run):
     assert summary["report"]["passed"]
     names = [r["artifact"] for r in summary["report"]["artifacts"]]
     assert names == ["keras", "savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8",
-                     "onnx"]
+                     "onnx", "onnx_dynamic"]
     # The export is named after the task: TF Serving serves it as "sentiment".
     assert summary["export"] == str(root / "qs" / "exports" / "sentiment")
     assert os.path.exists(os.path.join(summary["serving_version"], "saved_model.pb"))
