@@ -229,14 +229,8 @@ def run_hf(name, hf_dir, train, test, options, settings, labels):
 
     steps_per_epoch = math.ceil(len(train_batches) / settings["batch_size"])
     total = steps_per_epoch * settings["epochs"]
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": 0.01},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=settings["lr"], eps=1e-6)
     warmup = int(round(settings["warmup"] * total)) if settings["warmup"] < 1 else int(settings["warmup"])
-    schedule = transformers.get_linear_schedule_with_warmup(optimizer, warmup, total)
+    optimizer, schedule = hf_optimizer(model, settings["lr"], warmup, total)
     generator = torch.Generator().manual_seed(settings["seed"])
     begin = time.time()
     per_epoch = []
@@ -244,18 +238,42 @@ def run_hf(name, hf_dir, train, test, options, settings, labels):
         model.train()
         order = torch.randperm(len(train_batches), generator=generator).tolist()
         for start in range(0, len(order), settings["batch_size"]):
-            batch = train_batches.collate(order[start:start + settings["batch_size"]])
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+            hf_step(model, train_batches.collate(order[start:start + settings["batch_size"]]), optimizer, schedule)
         model.eval()
         with torch.no_grad():
             per_epoch.append(evaluate(model))
         print(f"  hf epoch {len(per_epoch)}: {_brief(per_epoch[-1])}", flush=True)
     return {"final": per_epoch[-1], "per_epoch": per_epoch, "wall_s": round(time.time() - begin, 1)}
+
+
+def hf_optimizer(model, lr, warmup, total, weight_decay=0.01):
+    """The reference optimizer: torch AdamW (eps 1e-6, no decay on bias and
+    LayerNorm) with transformers' linear warm-up/decay schedule."""
+    import torch
+    import transformers
+
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
+    return optimizer, transformers.get_linear_schedule_with_warmup(optimizer, warmup, total)
+
+
+def hf_step(model, batch, optimizer, schedule):
+    """One training step as `transformers.Trainer` takes it; returns the loss
+    (at the weights before the update) and the gradient norm before clipping."""
+    import torch
+
+    loss = model(**batch).loss
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
+    return float(loss.detach()), float(norm)
 
 
 class _Tensors:

@@ -7,7 +7,7 @@ mixed precision, XLA, and a `tf.distribute` strategy picked from the environment
 Written here: the schedule (Keras has no warm-up + linear decay), and two
 corrections that make a kbert step the step PyTorch / Hugging Face take (measured
 by benchmarks/training_parity.py): AdamW's epsilon added after the bias
-correction, and embedding gradients made dense before clipping and Adam (`AdamW`,
+correction (`AdamW`), and the clipping norm of embedding gradients (`AdamW`,
 `Lamb`).
 """
 
@@ -53,13 +53,12 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 def _dense(gradient):
     """A TensorFlow `IndexedSlices` gradient (an embedding lookup's) as a dense tensor.
 
-    Keras squares the slices as they come (`ops.square`, and `global_norm` for
-    clipping), before the rows of a token seen twice in the batch are summed:
-    Adam's second moment and the gradient norm then get the sum of squares
-    instead of the square of the sum (the segment embeddings' two rows are hit by
-    every token of the batch). Made dense first, both are the true values (as
-    PyTorch's dense embedding gradients). Other backends give dense gradients
-    already.
+    Keras' global-norm clipping squares such a gradient's slices as they come, one
+    per token, before the slices of a token seen twice in the batch are summed:
+    the norm it clips with is then not the gradient's norm (a tiny BERT's first
+    batch: 1.249 instead of 1.294), and every clipped step differs from
+    PyTorch's, whose embedding gradients are dense. The Adam update itself
+    densifies the gradient and was right. Other backends give dense gradients.
     """
     if gradient is None or keras.backend.backend() != "tensorflow":
         return gradient
@@ -69,7 +68,8 @@ def _dense(gradient):
 
 
 class _DenseGradients:
-    """Mixin: `apply` with embedding gradients made dense (see `_dense`)."""
+    """Mixin: `apply` with embedding gradients made dense, so that global-norm
+    clipping uses the true norm (see `_dense`)."""
 
     def apply(self, grads, trainable_variables=None):
         return super().apply([_dense(g) for g in grads], trainable_variables)
@@ -77,8 +77,9 @@ class _DenseGradients:
 
 @keras.saving.register_keras_serializable(package="kbert")
 class Lamb(_DenseGradients, keras.optimizers.Lamb):
-    """`keras.optimizers.Lamb` with embedding gradients made dense before the
-    update (see `AdamW`). Arguments, config and variables are Keras'.
+    """`keras.optimizers.Lamb` with embedding gradients made dense before
+    clipping (Keras' clipping norm of an embedding gradient is wrong; see
+    `AdamW`). Arguments, config and variables are Keras'.
     """
 
 
@@ -96,8 +97,8 @@ class AdamW(_DenseGradients, keras.optimizers.AdamW):
     With BERT's epsilon 1e-6 the Keras form damps the steps of every weight whose
     gradient is small, and fine-tuning on a few thousand rows learned measurably
     slower than the reference. Embedding gradients are also made dense before
-    clipping and the update: Keras squares an embedding's gradient slices before
-    summing the rows of repeated tokens (wrong second moment and gradient norm).
+    global-norm clipping: Keras squares an embedding gradient's slices before the
+    slices of repeated tokens are summed, and clipped with a wrong norm.
     Arguments, config and variables are Keras' (a checkpoint of one restores
     into the other); decoupled weight decay (`variable -= variable * weight_decay
     * lr`, before the step) is Keras' too, the same as PyTorch's.

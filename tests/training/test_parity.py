@@ -18,14 +18,18 @@ from kbert.models import BertClassifier, BertEncoder
 from kbert.tasks import get_task
 from kbert.training.optimizer import NO_DECAY, AdamW, WarmupLinearDecay, make_optimizer
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+try:
+    import torch
+    import transformers
+except ImportError:  # the reference side is optional: only the parity tests need it
+    torch = transformers = None
+needs_torch = pytest.mark.skipif(torch is None, reason="torch and transformers are not installed")
 
 STEPS, WARMUP, LR, BATCH, SEQ, VOCAB, CLIP = 6, 2, 1e-3, 8, 16, 64, 0.5
 LABELS = ["0", "1"]
-# Measured: float32 rounding alone leaves <= 2e-7 in the losses and <= 4e-7 in
-# the weights after 6 steps; Keras' own epsilon placement (the old optimizer)
-# leaves 3e-5 in the weights (see test_tolerance_separates_epsilon_placements).
+# Measured: float32 rounding alone leaves 3e-7 in the losses and 2.5e-7 in the
+# weights after 6 steps; the stock Keras AdamW (kbert's optimizer before) leaves
+# 3.5e-3 and 2.3e-3 (test_tolerance_catches_the_stock_keras_adamw).
 LOSS_TOL, WEIGHT_TOL = 2e-6, 4e-6
 
 
@@ -96,6 +100,7 @@ def _train_both(tmp_path, optimizer):
     return np.asarray(ours), np.asarray(theirs), norms, diff, moved
 
 
+@needs_torch
 def test_training_steps_match_pytorch(tmp_path):
     ours, theirs, norms, weight_diff, moved = _train_both(
         tmp_path, make_optimizer(LR, STEPS, WARMUP, weight_decay=0.01, clipnorm=CLIP))
@@ -109,7 +114,8 @@ def test_training_steps_match_pytorch(tmp_path):
     assert moved > 100 * WEIGHT_TOL  # real steps were compared
 
 
-def test_tolerance_separates_epsilon_placements(tmp_path):
+@needs_torch
+def test_tolerance_catches_the_stock_keras_adamw(tmp_path):
     # The stock Keras AdamW (epsilon added before the bias correction) was
     # kbert's optimizer until it failed this comparison.
     stock = keras.optimizers.AdamW(
@@ -121,6 +127,7 @@ def test_tolerance_separates_epsilon_placements(tmp_path):
     assert weight_diff > 5 * WEIGHT_TOL
 
 
+@needs_torch
 def test_adamw_matches_torch_on_raw_tensors():
     rng = np.random.default_rng(1)
     start = rng.normal(size=(4, 5)).astype(np.float32)
@@ -150,18 +157,20 @@ def test_compiled_model_with_adamw_saves_and_loads(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["adamw", "lamb"])
-def test_embedding_gradients_count_repeated_rows_once(name):
-    # An embedding lookup's gradient is an IndexedSlices with one slice per token;
-    # the update (second moment, clipping norm) must be that of the summed rows.
+def test_embedding_gradients_clip_with_their_true_norm(name):
+    # An embedding lookup's gradient is an IndexedSlices with one slice per token
+    # (row 0 twice here); clipping must use the norm of the summed rows. A clipped
+    # first step then weighs in the moments the same as for the dense gradient.
     import tensorflow as tf
 
     values = tf.constant([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]])
     sparse = tf.IndexedSlices(values, tf.constant([0, 0, 2]), tf.constant([3, 2]))
+    small = tf.constant([[1e-2, -2e-2], [3e-2, 0.0], [1e-2, 1e-2]])
     results = []
-    for gradient in (sparse, tf.convert_to_tensor(sparse)):
+    for first in (sparse, tf.convert_to_tensor(sparse)):
         variable = keras.Variable(np.ones((3, 2), "float32"))
         optimizer = make_optimizer(1e-2, total_steps=10, warmup_steps=0, name=name, clipnorm=1.0)
-        for _ in range(3):
+        for gradient in (first, small, small):
             optimizer.apply([gradient], [variable])
         results.append(variable.numpy())
     np.testing.assert_allclose(results[0], results[1], rtol=0, atol=1e-7)
