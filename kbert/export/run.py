@@ -4,11 +4,9 @@ pass their thresholds."""
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -17,6 +15,7 @@ from kbert.errors import ConfigError, DataError, KbertError
 from kbert.io import read_json, write_json
 from kbert.outputs import output_dir, output_kind, require_space, writes_output
 from kbert.export.tflite import MODES, TFLITE_INPUTS
+from kbert.export.verify import Verifier, check_rows, compare, latency_ms, size_bytes as _size
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 # What an encoder's export is checked on (it has no evaluation data).
@@ -134,23 +133,22 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
     with output_dir(out, "export") as work:
         if output_kind(out) == "export" and os.path.isdir(os.path.join(out, "serving")):
             shutil.copytree(os.path.join(out, "serving"), os.path.join(work, "serving"))
-        rows = [_keras_row(model, features, reference, data, task, labels, latency_runs)]
+        verifier = Verifier(work, features, reference, data=data, task=task, labels=labels, runs=latency_runs)
+        rows = [verifier.keras_row(model)]
         with open(os.path.join(work, "vocab.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(info.vocab) + "\n")
         with open(os.path.join(work, "labels.txt"), "w", encoding="utf-8") as f:
             f.write("".join(f"{x}\n" for x in (labels or [])))
         if "savedmodel" in formats:
             progress("SavedModel ...")
-            rows.append(_savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pair,
-                                    features, data, task, reference, latency_runs))
+            rows.append(_savedmodel(work, version, model, tokenizer, task_name, seq_len, pair, verifier))
         if "tflite" in formats:
-            rows += _tflite(work, model, seq_len, quantize, features, data, task, labels, reference,
-                            calibration or (info.metrics.get("train") or {}).get("file"), calibration_size,
-                            tokenizer, latency_runs, progress)
+            rows += _tflite(work, model, seq_len, quantize, calibration or (info.metrics.get("train") or {}).get("file"),
+                            calibration_size, tokenizer, verifier, progress)
         if "onnx" in formats:
             progress("ONNX ...")
-            rows += _onnx(work, model, quantize, features, data, task, labels, reference, latency_runs, progress)
-        failures = _check(rows, limits, task)
+            rows += _onnx(work, model, quantize, verifier, progress)
+        failures = check_rows(rows, limits)
         report = {
             "model_dir": os.fspath(model_dir), "task": task_name, "seq_len": seq_len,
             "eval": {"file": os.fspath(eval) if eval else None, "examples": len(data) if data is not None else 0},
@@ -201,42 +199,7 @@ def _as_dict(outputs):
     return outputs if isinstance(outputs, dict) else {"logits": outputs}
 
 
-def _compare(outputs, reference, features):
-    """Largest |difference| and argmax agreement over the valid positions."""
-    diff, agree, total = 0.0, 0, 0
-    mask = features["padding_mask"].astype(bool)
-    for key, ref in reference.items():
-        got = np.asarray(outputs[key], np.float32)[: len(ref)]
-        ref = np.asarray(ref, np.float32)
-        diff = max(diff, float(np.max(np.abs(got - ref)))) if ref.size else diff
-        a, b = got.argmax(-1), ref.argmax(-1)
-        same = a == b
-        if ref.ndim == 3:  # per token: only real tokens count
-            same = same[mask[: len(ref)]]
-        agree += int(same.sum())
-        total += same.size
-    return diff, agree / max(total, 1)
-
-
-def _metric(task, data, features, outputs, labels):
-    if task is None:
-        return None
-    scores = task.score(data, features, outputs if len(outputs) > 1 else next(iter(outputs.values())), labels)
-    value = scores[task.metric]
-    return round(value if task.metric_in_percent else 100.0 * value, 3)
-
-
-def _keras_row(model, features, reference, data, task, labels, runs):
-    from kbert.tasks.base import model_inputs
-
-    one = {k: v[:1] for k, v in model_inputs(features).items()}
-    latency = _latency_ms(lambda: model.predict_on_batch(one), runs)
-    return {"artifact": "keras", "path": None, "bytes": None, "metric": _metric(task, data, features, reference, labels),
-            "agreement": 1.0, "max_abs_diff": 0.0, "latency_ms": latency}
-
-
-def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pair, features, data, task,
-                reference, runs):
+def _savedmodel(work, version, model, tokenizer, task_name, seq_len, pair, verifier):
     from kbert.export.savedmodel import serving_archive
     from kbert.tasks.base import model_inputs
 
@@ -246,30 +209,28 @@ def _savedmodel(work, version, model, tokenizer, task_name, labels, seq_len, pai
     version = int(version) if version is not None else max(taken, default=0) + 1
     path = os.path.join(serving, str(version))
     shutil.rmtree(path, ignore_errors=True)
-    serving_archive(model, tokenizer, task or task_name, labels, seq_len, pair=pair).write_out(path, verbose=False)
+    task, data, features, reference = verifier.task, verifier.data, verifier.features, verifier.reference
+    serving_archive(model, tokenizer, task or task_name, verifier.labels, seq_len, pair=pair).write_out(
+        path, verbose=False)
     texts = task.serving_texts(data, pair) if task is not None else {"text": ENCODER_TEXTS}
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(os.path.join(tmp, "inputs.npz"), **model_inputs(features))
         write_json(os.path.join(tmp, "texts.json"), texts)
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_savedmodel.py")
         result = subprocess.run([sys.executable, script, path, os.path.join(tmp, "inputs.npz"),
-                                 os.path.join(tmp, "texts.json"), os.path.join(tmp, "out.npz"), str(runs)],
+                                 os.path.join(tmp, "texts.json"), os.path.join(tmp, "out.npz"), str(verifier.runs)],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise ExportError(f"{path}: the SavedModel failed in a fresh TensorFlow process: "
                               f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}")
         with np.load(os.path.join(tmp, "out.npz")) as z:
             out = {k: z[k] for k in z.files}
-    ids_out = {k: out[k] for k in reference}
-    diff, agree = _compare(ids_out, reference, features)
-    row = {"artifact": "savedmodel", "path": os.path.relpath(path, work), "bytes": _size(path),
-           "metric": _metric(task, data, features, ids_out, labels), "agreement": agree,
-           "max_abs_diff": diff, "latency_ms": round(float(out["latency_ms"]), 2)}
+    row = verifier.row("savedmodel", path, {k: out[k] for k in reference}, round(float(out["latency_ms"]), 2))
     # The raw-string signature must agree with the Keras model on the same texts.
     text_logits = {k: out["text." + k] for k in reference if "text." + k in out}
     if text_logits:
         texts_at, rows_at = _one_window(features, len(next(iter(text_logits.values()))))
-        row["text_max_abs_diff"], row["text_agreement"] = _compare(
+        row["text_max_abs_diff"], row["text_agreement"] = compare(
             {k: v[texts_at] for k, v in text_logits.items()}, {k: v[rows_at] for k, v in reference.items()},
             {k: v[rows_at] for k, v in features.items() if k == "padding_mask"})
     # Tasks whose signature post-processes (QA answers) check it against Python prediction.
@@ -295,8 +256,7 @@ def _one_window(features, n_texts):
     return texts, np.array([first_row[int(t)] for t in texts], dtype=int)
 
 
-def _tflite(work, model, seq_len, modes, features, data, task, labels, reference, calibration, calibration_size,
-            tokenizer, runs, progress):
+def _tflite(work, model, seq_len, modes, calibration, calibration_size, tokenizer, verifier, progress):
     from kbert.export.tflite import convert, ids_archive
     from kbert.tasks.base import model_inputs
 
@@ -309,7 +269,7 @@ def _tflite(work, model, seq_len, modes, features, data, task, labels, reference
         calib = None
         if "int8" in modes:
             calib = os.path.join(tmp, "calibration.npz")
-            np.savez(calib, **_calibration(task, calibration, calibration_size, tokenizer, labels, seq_len, features))
+            np.savez(calib, **_calibration(verifier, calibration, calibration_size, tokenizer, seq_len))
         for mode in modes:
             progress(f"TFLite {mode} ...")
             path = os.path.join(directory, f"model_{mode}.tflite")
@@ -317,22 +277,20 @@ def _tflite(work, model, seq_len, modes, features, data, task, labels, reference
                 convert(saved, path, mode, calib)
             except RuntimeError as e:
                 raise ExportError(str(e)) from None
-            out, latency = _run_tflite(path, model_inputs(features), runs)
-            diff, agree = _compare(out, reference, features)
-            rows.append({"artifact": f"tflite_{mode}", "path": os.path.relpath(path, work), "bytes": _size(path),
-                         "metric": _metric(task, data, features, out, labels), "agreement": agree,
-                         "max_abs_diff": diff, "latency_ms": latency})
+            out, latency = _run_tflite(path, model_inputs(verifier.features), verifier.runs)
+            rows.append(verifier.row(f"tflite_{mode}", path, out, latency))
     return rows
 
 
-def _calibration(task, path, size, tokenizer, labels, seq_len, features):
+def _calibration(verifier, path, size, tokenizer, seq_len):
     """Model inputs of the first `size` training examples (else the eval ones)."""
     from kbert.tasks.base import model_inputs
 
+    task = verifier.task
     if task is not None and path and os.path.exists(path):
         data = _head(task.read(path, split="eval"), size)
-        return model_inputs(task.features(data, tokenizer, labels, seq_len))
-    return {k: v[:size] for k, v in model_inputs(features).items()}
+        return model_inputs(task.features(data, tokenizer, verifier.labels, seq_len))
+    return {k: v[:size] for k, v in model_inputs(verifier.features).items()}
 
 
 def _run_tflite(path, inputs, runs):
@@ -347,10 +305,10 @@ def _run_tflite(path, inputs, runs):
         for k, v in out.items():
             results.setdefault(k, []).append(v)
     one = {k: v[:1] for k, v in feed.items()}
-    return {k: np.concatenate(v) for k, v in results.items()}, _latency_ms(lambda: runner(**one), runs)
+    return {k: np.concatenate(v) for k, v in results.items()}, latency_ms(lambda: runner(**one), runs)
 
 
-def _onnx(work, model, quantize, features, data, task, labels, reference, runs, progress):
+def _onnx(work, model, quantize, verifier, progress):
     """onnx/model.onnx (tidied and fused for onnxruntime) and, with "dynamic"
     in `quantize`, onnx/model_dynamic.onnx; one verified row each."""
     from kbert.export import onnx
@@ -362,22 +320,22 @@ def _onnx(work, model, quantize, features, data, task, labels, reference, runs, 
     onnx.export_onnx(model, raw)
     optimizer = onnx.optimize(raw, path)
     os.remove(raw)
-    rows = [dict(_run_onnx("onnx", path, work, features, data, task, labels, reference, runs), optimizer=optimizer)]
+    rows = [dict(_run_onnx("onnx", path, verifier), optimizer=optimizer)]
     if "dynamic" in quantize:
         progress("ONNX dynamic ...")
         quantized = os.path.join(directory, "model_dynamic.onnx")
         onnx.quantize(path, quantized)
-        rows.append(_run_onnx("onnx_dynamic", quantized, work, features, data, task, labels, reference, runs))
+        rows.append(_run_onnx("onnx_dynamic", quantized, verifier))
     return rows
 
 
-def _run_onnx(name, path, work, features, data, task, labels, reference, runs):
+def _run_onnx(name, path, verifier):
     from kbert.export.onnx import session as onnx_session
     from kbert.tasks.base import model_inputs
 
     session = onnx_session(path)
     names = [o.name for o in session.get_outputs()]
-    inputs = {k: v.astype(np.int32) for k, v in model_inputs(features).items()}
+    inputs = {k: v.astype(np.int32) for k, v in model_inputs(verifier.features).items()}
     results = {}
     for start in range(0, len(inputs["token_ids"]), 64):
         values = session.run(names, {k: v[start:start + 64] for k, v in inputs.items()})
@@ -385,33 +343,7 @@ def _run_onnx(name, path, work, features, data, task, labels, reference, runs):
             results.setdefault(k, []).append(v)
     out = {k: np.concatenate(v) for k, v in results.items()}
     one = {k: v[:1] for k, v in inputs.items()}
-    latency = _latency_ms(lambda: session.run(names, one), runs)
-    diff, agree = _compare(out, reference, features)
-    return {"artifact": name, "path": os.path.relpath(path, work), "bytes": _size(path),
-            "metric": _metric(task, data, features, out, labels), "agreement": agree, "max_abs_diff": diff,
-            "latency_ms": latency}
-
-
-def _check(rows, limits, task):
-    failures = []
-    keras_metric = rows[0]["metric"]
-    for row in rows[1:]:
-        name = row["artifact"]
-        if name in ("tflite_int8", "onnx_dynamic"):  # checked on the task metric, not label by label
-            drop = limits[f"{name}_metric_drop"]
-            if keras_metric is not None and keras_metric - row["metric"] > drop:
-                failures.append(f"{name}: metric {row['metric']} is more than {drop} points below Keras' "
-                                f"{keras_metric}")
-            continue
-        need = limits.get(name)
-        if need is not None and row["agreement"] < need:
-            failures.append(f"{name}: label agreement {row['agreement']:.4f} < {need}")
-        if row.get("text_agreement") is not None and row["text_agreement"] < need:
-            failures.append(f"{name}: raw-text signature agreement {row['text_agreement']:.4f} < {need}")
-        if row.get("answer_agreement") is not None and row["answer_agreement"] < need:
-            failures.append(f"{name}: raw-text answers agree with kbert.predict on "
-                            f"{row['answer_agreement']:.4f} < {need}")
-    return failures
+    return verifier.row(name, path, out, latency_ms(lambda: session.run(names, one), verifier.runs))
 
 
 def report_markdown(report):
@@ -429,21 +361,3 @@ def report_markdown(report):
                      f"{r['max_abs_diff']:.2e} | {r['latency_ms']} |")
     lines += ["", "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"]), ""]
     return "\n".join(lines)
-
-
-def _latency_ms(fn, runs):
-    """Median wall time of `fn()` in ms over `runs` calls, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(max(int(runs), 1)):
-        begin = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - begin)
-    return round(statistics.median(times) * 1000, 2)
-
-
-def _size(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
-

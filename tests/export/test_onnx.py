@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 from training.test_finetune import encoder_dir, sentiment_rows, write_tsv  # noqa: F401
 from kbert.export.onnx import export_onnx, optimize, session, tidy
-from kbert.export.run import DEFAULT_THRESHOLDS, _check
+from kbert.export.run import DEFAULT_THRESHOLDS
+from kbert.export.verify import check_rows
 from kbert.training.finetune import finetune
 
 onnx = pytest.importorskip("onnx")
@@ -117,10 +118,10 @@ def test_tidy_folds_a_flattened_matmul_only_where_values_stay_the_same(tmp_path,
 
 def test_int8_onnx_is_held_to_the_task_metric():
     rows = [{"artifact": "keras", "metric": 90.0}, {"artifact": "onnx_dynamic", "metric": 88.9, "agreement": 0.9}]
-    failures = _check(rows, DEFAULT_THRESHOLDS, task=None)
+    failures = check_rows(rows, DEFAULT_THRESHOLDS)
     assert len(failures) == 1 and failures[0].startswith("onnx_dynamic: metric 88.9")
     rows[1]["metric"] = 89.1
-    assert _check(rows, DEFAULT_THRESHOLDS, task=None) == []
+    assert check_rows(rows, DEFAULT_THRESHOLDS) == []
 
 
 def test_cli_quantize_dynamic_writes_verified_int8_onnx(encoder_dir, tmp_path):  # noqa: F811
