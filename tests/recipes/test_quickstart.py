@@ -71,14 +71,14 @@ def test_quickstart_fine_tunes_exports_and_reports(run):
     assert set(summary["seconds"]) == {"data", "import", "fine-tune", "export + verify", "total"}
     steps = summary["export_seconds"]
     assert list(steps) == ["load the model + Keras reference", "SavedModel", "TFLite float32", "TFLite float16",
-                           "TFLite dynamic", "TFLite int8", "ONNX"]
+                           "TFLite dynamic", "TFLite int8", "ONNX", "ONNX dynamic"]
     assert sum(steps.values()) <= summary["seconds"]["export + verify"] + 0.5
 
     assert "| tflite_int8 |" in text and "TF Serving" in text and "model sentiment" in text
     assert "training curve:    qs/model/training_curve.png" in text
     assert re.search(r"^took \d+ s: data \d+ s, import \d+ s, fine-tune \d+ s, export \+ verify \d+ s "
                      r"\(load the model \+ Keras reference \d+ s, SavedModel \d+ s, TFLite float32 \d+ s, .*, "
-                     r"ONNX \d+ s\)$", text, flags=re.M), text
+                     r"ONNX \d+ s, ONNX dynamic \d+ s\)$", text, flags=re.M), text
 
 
 def test_next_steps_name_real_paths_and_run_as_printed(run):
