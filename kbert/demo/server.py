@@ -9,6 +9,11 @@ URL layout:
     /litert/core/...     LiteRT.js's ES module, /litert/wasm-utils/ its one dependency
     /litert/wasm/...     the LiteRT WebAssembly runtime (vendored in web/litert: no CDN, no npm)
 
+A web file stored gzipped, `X.wasm.gz`, is served at `X.wasm` (the package ships the
+~9 MB WebAssembly builds that way): as stored with `Content-Encoding: gzip` to a
+client whose Accept-Encoding allows gzip, else decompressed on the fly. A plain
+`X.wasm` beside it wins.
+
 What a client cannot do:
 - make the server read outside the export and web folders: only the listed files
   are served, and only when they are regular files whose real path (symlinks
@@ -29,6 +34,7 @@ import stat
 import sys
 import threading
 import time
+import zlib
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +58,10 @@ TYPES = {
     ".md": "text/markdown; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
     ".css": "text/css; charset=utf-8", ".map": "application/json; charset=utf-8",
 }
+# The files `kbert demo` cannot start without (a runtime file may ship gzipped).
+WEB_NEEDED = ("index.html", "litert/core/index.js", "litert/wasm-utils/index.js",
+              "litert/wasm/litert_wasm_internal.wasm.gz")
+CHUNK = 1 << 20
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
          b"Connection: close\r\n\r\n")
 
@@ -115,6 +125,8 @@ def export_modes(export_dir):
 def demo_routes(export_dir, web_dir=None):
     """URL path -> (root, file) for every file the demo serves, and the export's TFLite modes.
 
+    A web file `X.gz` is routed at `X` (served gzip-coded or decompressed).
+
     Args:
         export_dir: a `kbert export` directory with `tflite/model_<mode>.tflite`.
         web_dir: the PWA's folder (default: the one shipped in this package).
@@ -125,11 +137,25 @@ def demo_routes(export_dir, web_dir=None):
     """
     web_dir = web_dir or WEB_DIR
     web_root = os.path.realpath(web_dir)
-    for needed in ("index.html", "litert/core/index.js", "litert/wasm-utils/index.js",
-                   "litert/wasm/litert_wasm_internal.wasm"):
-        if not _is_servable(web_root, os.path.join(web_dir, needed)):
+    routes = {}
+    for folder, dirs, files in os.walk(web_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            served = name.removesuffix(".gz")
+            if served.startswith(".") or os.path.splitext(served)[1] not in TYPES \
+                    or not _is_servable(web_root, path):
+                continue
+            url = "/" + os.path.relpath(os.path.join(folder, served), web_dir).replace(os.sep, "/")
+            if served == name:
+                routes[url] = (web_root, path)
+            else:
+                routes.setdefault(url, (web_root, path))  # a plain copy beside it wins
+    for needed in WEB_NEEDED:
+        if "/" + needed.removesuffix(".gz") not in routes:
             raise KbertError(f"{os.path.join(web_dir, needed)}: missing: the kbert package's demo files are "
                              "incomplete (reinstall kbert)")
+    routes["/"] = routes["/index.html"]
     if not os.path.isdir(export_dir):
         raise KbertError(f"{export_dir}: no such export directory (make one with `kbert export`)")
     export_root = os.path.realpath(export_dir)
@@ -140,14 +166,6 @@ def demo_routes(export_dir, web_dir=None):
     if not modes:
         raise KbertError(f"{export_dir}: no tflite/model_<mode>.tflite files: export with "
                          "`kbert export MODEL_DIR --format tflite --out EXPORT_DIR`")
-
-    routes = {"/": (web_root, os.path.join(web_dir, "index.html"))}
-    for folder, dirs, files in os.walk(web_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            if not name.startswith(".") and os.path.splitext(name)[1] in TYPES and _is_servable(web_root, path):
-                routes["/" + os.path.relpath(path, web_dir).replace(os.sep, "/")] = (web_root, path)
     for name in EXPORT_FILES:
         if _is_servable(export_root, os.path.join(export_dir, name)):
             routes["/export/" + name] = (export_root, os.path.join(export_dir, name))
@@ -157,8 +175,59 @@ def demo_routes(export_dir, web_dir=None):
     return routes, modes
 
 
+def accepts_gzip(accept_encoding):
+    """Whether an Accept-Encoding header value lets the response be gzip-coded
+    (`gzip`, `x-gzip` or `*` with a q-value above 0; no header: no)."""
+    q_gzip = q_any = None
+    for item in (accept_encoding or "").split(","):
+        coding, *params = item.split(";")
+        coding, q = coding.strip().lower(), 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        if coding in ("gzip", "x-gzip"):
+            q_gzip = max(q, q_gzip or 0.0)
+        elif coding == "*":
+            q_any = q
+    q = q_gzip if q_gzip is not None else q_any
+    return q is not None and q > 0
+
+
+def gunzip_chunks(f, chunk=CHUNK):
+    """The decompressed bytes of the gzip file `f` (every member), at most `chunk`
+    at a time: no whole decompressed copy is held.
+
+    Raises:
+        zlib.error: `f` is not gzip or is cut short.
+    """
+    decompressor, started, ended = zlib.decompressobj(16 + zlib.MAX_WBITS), False, False
+    while data := f.read(chunk):
+        started = True
+        while data:
+            out = decompressor.decompress(data, chunk)
+            if out:
+                yield out
+            if decompressor.eof:  # a member ends; another may follow
+                data, decompressor = decompressor.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
+                started, ended = bool(data), True
+            else:
+                data = decompressor.unconsumed_tail
+    tail = decompressor.flush()
+    if tail:
+        yield tail
+    if not (decompressor.eof or ended and not started):  # no member, or the last cut short
+        raise zlib.error("truncated gzip file")
+
+
 def _handler(routes, info, silence_timeout, verbose=False):
     body_info = json.dumps(info).encode("utf-8")
+    # Decompressed sizes of the gzipped web files (for Content-Length), measured once
+    # per version of the file: path -> ((device, inode, size, mtime), size).
+    gunzipped_sizes = {}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "kbert-demo"
@@ -188,14 +257,58 @@ def _handler(routes, info, silence_timeout, verbose=False):
             with f:
                 size = os.fstat(f.fileno())
                 modified = int(size.st_mtime)
+                gzipped = route[1].endswith(".gz")
                 since = self.headers.get("If-Modified-Since")
                 if since and _parse_date(since) == modified:
-                    self._send(HTTPStatus.NOT_MODIFIED, path)
+                    self._send(HTTPStatus.NOT_MODIFIED, path, vary=gzipped)
                     return
-                ctype = TYPES.get(os.path.splitext(route[1])[1], "application/octet-stream")
-                self._send(HTTPStatus.OK, path, ctype, size.st_size, formatdate(modified, usegmt=True))
-                if send_body:
-                    self._copy(f, size.st_size)
+                last_modified = formatdate(modified, usegmt=True)
+                ctype = TYPES.get(os.path.splitext(route[1].removesuffix(".gz"))[1], "application/octet-stream")
+                if not gzipped:
+                    self._send(HTTPStatus.OK, path, ctype, size.st_size, last_modified)
+                    if send_body:
+                        self._copy(f, size.st_size)
+                elif accepts_gzip(self.headers.get("Accept-Encoding")):
+                    self._send(HTTPStatus.OK, path, ctype, size.st_size, last_modified, "gzip", vary=True)
+                    if send_body:
+                        self._copy(f, size.st_size)
+                else:
+                    length = self._gunzipped_size(f, route[1], size)
+                    if length is None:
+                        self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, "damaged gzip file")
+                        return
+                    self._send(HTTPStatus.OK, path, ctype, length, last_modified, vary=True)
+                    if send_body:
+                        self._copy_gunzipped(f, length)
+
+        def _gunzipped_size(self, f, name, st):
+            version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            known = gunzipped_sizes.get(name)
+            if known and known[0] == version:
+                return known[1]
+            try:
+                length = sum(len(chunk) for chunk in gunzip_chunks(f))
+                f.seek(0)
+            except (zlib.error, OSError) as e:
+                if verbose:
+                    sys.stderr.write(f"kbert demo: {name}: {e}\n")
+                return None
+            gunzipped_sizes[name] = (version, length)
+            return length
+
+        def _copy_gunzipped(self, f, length):
+            # Streamed through zlib, at most the length announced (as `_copy`).
+            try:
+                for chunk in gunzip_chunks(f):
+                    chunk = chunk[:length]
+                    self.wfile.write(chunk)
+                    length -= len(chunk)
+                    if not length:
+                        break
+            except zlib.error:
+                pass
+            if length:
+                self.close_connection = True
 
         def _copy(self, f, length):
             # At most the size announced: a file growing while served must not break HTTP framing.
@@ -208,10 +321,14 @@ def _handler(routes, info, silence_timeout, verbose=False):
             if length:
                 self.close_connection = True
 
-        def _send(self, status, path, ctype=None, length=None, last_modified=None):
+        def _send(self, status, path, ctype=None, length=None, last_modified=None, encoding=None, vary=False):
             self.send_response(status)
             if ctype:
                 self.send_header("Content-Type", ctype)
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
+            if vary:  # the bytes depend on Accept-Encoding: caches must key on it
+                self.send_header("Vary", "Accept-Encoding")
             if length is not None:
                 self.send_header("Content-Length", str(length))
             # Always revalidate: a re-export under the same name must not be served stale.

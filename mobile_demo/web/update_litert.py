@@ -5,9 +5,12 @@ no npm. Run after changing the @litertjs/core version in package.json:
     npm ci --prefix mobile_demo/web && python mobile_demo/web/update_litert.py
     python mobile_demo/web/update_litert.py --check   # vendored copy == node_modules?
 
-Only what the page can load is copied (about 29 MB, 9 MB compressed in git and the
-wheel, of the package's 38 MB): the two ES modules and three of the four WebAssembly
-builds. `loadLiteRt(dir)` picks `litert_wasm_internal` (relaxed SIMD),
+Only what the page can load is copied (about 29 MB, stored as 9.4 MB): the two ES
+modules and three of the four WebAssembly builds. The ~9 MB `.wasm` files are stored
+gzipped (`X.wasm.gz`, deterministic: level 9, no name, mtime 0; about 2.8 MB each) so
+that no file in git exceeds 5 MB; `kbert demo` serves them at `X.wasm`
+(kbert/demo/server.py), gzip-coded or decompressed as the browser asks.
+`loadLiteRt(dir)` picks `litert_wasm_internal` (relaxed SIMD),
 `litert_wasm_threaded_internal` (relaxed SIMD + threads: app.js asks for threads
 in a cross-origin isolated page) or `litert_wasm_compat_internal` (no relaxed SIMD,
 e.g. Safari); the JSPI build is only loaded with `{jspi: true}`, which app.js never
@@ -16,6 +19,7 @@ passes. Source maps and type declarations are left out.
 
 import argparse
 import filecmp
+import gzip
 import json
 import os
 import re
@@ -28,12 +32,13 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.path.join(REPO, "kbert", "demo", "web", "litert")
 MODULES = os.path.join(HERE, "node_modules", "@litertjs")
 PACKAGES = ("@litertjs/core", "@litertjs/wasm-utils")
-# vendored path (under TARGET, = URL under /litert/) -> path under node_modules/@litertjs
+# vendored path (under TARGET; the URL under /litert/ without `.gz`) -> path under
+# node_modules/@litertjs. A `.gz` path holds the gzip of its source.
 FILES = {
     "core/index.js": "core/dist/index.js",
     "wasm-utils/index.js": "wasm-utils/dist/index.js",
-    **{f"wasm/litert_wasm_{build}.{ext}": f"core/wasm/litert_wasm_{build}.{ext}"
-       for build in ("internal", "threaded_internal", "compat_internal") for ext in ("js", "wasm")},
+    **{f"wasm/litert_wasm_{build}.{ext}": f"core/wasm/litert_wasm_{build}.{ext.removesuffix('.gz')}"
+       for build in ("internal", "threaded_internal", "compat_internal") for ext in ("js", "wasm.gz")},
 }
 SKIPPED_BUILDS = ("litert_wasm_jspi_internal.js",)
 # Kept from the vendored folder on refresh: the npm packages ship no license file.
@@ -62,6 +67,8 @@ def readme(versions):
     lines += ["", "Source: https://github.com/google-ai-edge/LiteRT (litert/js/packages).",
               "License: Apache-2.0, as both packages declare in their package.json; the npm",
               "packages carry no license or NOTICE file, so `LICENSE` here is the Apache-2.0 text.", "",
+              "A `.gz` file is its source gzipped (level 9, no name, mtime 0); `kbert demo`",
+              "serves it under its name without `.gz`.", "",
               "| file | from |", "|---|---|"]
     lines += [f"| `{dst}` | `@litertjs/{src}` |" for dst, src in FILES.items()]
     return "\n".join(lines) + "\n"
@@ -83,11 +90,43 @@ def check_modules(versions):
         sys.exit(f"core/dist/index.js loads {sorted(builds)}; this script copies {sorted(vendored)}: update FILES")
 
 
+def gzip_file(src, dst):
+    """Write the gzip of `src` to `dst`, the same bytes for the same input (and zlib):
+    level 9, no file name, mtime 0."""
+    with open(src, "rb") as fin, open(dst, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+
+
+def same_content(vendored, src):
+    """Whether the vendored file holds `src`'s bytes (decompressed, for a `.gz`: the
+    compressed bytes may differ between zlib versions)."""
+    if not vendored.endswith(".gz"):
+        return filecmp.cmp(vendored, src, shallow=False)
+    try:
+        with gzip.open(vendored, "rb") as a, open(src, "rb") as b:
+            while True:
+                block = a.read(1 << 20)
+                if block != b.read(len(block) or 1):
+                    return False
+                if not block:
+                    return True
+    except (OSError, EOFError):  # not gzip, or cut short
+        return False
+
+
 def differences(versions):
-    """Vendored files that differ from node_modules (or are missing)."""
+    """Vendored files that differ from node_modules (or are missing), and files in
+    the vendored folder that this script would not write (a stale raw `.wasm`)."""
     out = [dst for dst, src in FILES.items()
            if not os.path.isfile(os.path.join(TARGET, dst))
-           or not filecmp.cmp(os.path.join(TARGET, dst), os.path.join(MODULES, src), shallow=False)]
+           or not same_content(os.path.join(TARGET, dst), os.path.join(MODULES, src))]
+    expected = set(FILES) | set(KEPT) | {"README.md"}
+    for folder, _, names in os.walk(TARGET):
+        for name in names:
+            path = os.path.relpath(os.path.join(folder, name), TARGET).replace(os.sep, "/")
+            if path not in expected:
+                out.append(f"{path} (not from node_modules)")
     readme_path = os.path.join(TARGET, "README.md")
     if not os.path.isfile(readme_path) or open(readme_path, encoding="utf-8").read() != readme(versions):
         out.append("README.md")
@@ -98,10 +137,16 @@ def update(versions):
     # Built beside the target and swapped in whole: an interrupted copy leaves the old one.
     parent = os.path.dirname(TARGET)
     tmp = tempfile.mkdtemp(prefix=".litert-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would become the folder's mode
     try:
         for dst, src in FILES.items():
             os.makedirs(os.path.dirname(os.path.join(tmp, dst)), exist_ok=True)
-            shutil.copyfile(os.path.join(MODULES, src), os.path.join(tmp, dst))
+            if dst.endswith(".gz"):
+                gzip_file(os.path.join(MODULES, src), os.path.join(tmp, dst))
+            else:
+                shutil.copyfile(os.path.join(MODULES, src), os.path.join(tmp, dst))
         for name in KEPT:
             if os.path.isfile(os.path.join(TARGET, name)):
                 shutil.copyfile(os.path.join(TARGET, name), os.path.join(tmp, name))
@@ -140,7 +185,7 @@ def main():
         sys.exit(f"{TARGET}/LICENSE: missing: the npm packages ship none; put the Apache-2.0 text there")
     update(versions)
     size = sum(os.path.getsize(os.path.join(TARGET, p)) for p in FILES)
-    print(f"{TARGET}: {len(FILES)} files, {size / 1e6:.1f} MB from "
+    print(f"{TARGET}: {len(FILES)} files, {size / 1e6:.1f} MB (wasm gzipped) from "
           f"{', '.join(f'{p} {v}' for p, (v, _) in versions.items())}")
 
 

@@ -1,10 +1,12 @@
 """`kbert demo` under load and attack, on loopback: symlinks out of the export,
 idle and slow sockets (plain and TLS), more connections than slots, 200
-concurrent downloads. Each case starts the server as `kbert demo` does (port 0,
+concurrent downloads, the gzipped WebAssembly served coded or decompressed. Each case starts the server as `kbert demo` does (port 0,
 127.0.0.1) and talks to it as a browser or an attacker would. Bounded: ~15 s.
 """
 
+import gzip
 import http.client
+import io
 import os
 import socket
 import ssl
@@ -12,10 +14,11 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import pytest
 
-from kbert.demo.server import make_server
+from kbert.demo.server import WEB_DIR, accepts_gzip, gunzip_chunks, make_server
 
 MODEL_BYTES = 1 << 20  # the fake .tflite: big enough that 200 downloads overlap
 
@@ -97,6 +100,22 @@ class Running:
             return response.status, response.read()
         finally:
             connection.close()
+
+    def request(self, path, headers=None, method="GET", connection=None):
+        """(status, headers, body) of one request sending exactly `headers` (http.client
+        adds no Accept-Encoding of its own), on `connection` or a fresh one."""
+        fresh = connection is None
+        connection = connection or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.putrequest(method, path, skip_accept_encoding=True)
+            for key, value in (headers or {}).items():
+                connection.putheader(key, value)
+            connection.endheaders()
+            response = connection.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            if fresh:
+                connection.close()
 
     def idle_sockets(self, n):
         return [socket.create_connection(("127.0.0.1", self.port), timeout=10) for _ in range(n)]
@@ -306,3 +325,102 @@ def test_cli_listens_on_loopback_by_default(export):
     finally:
         child.terminate()
         child.wait(10)
+
+
+def test_wasm_is_served_gzipped_or_plain_as_the_client_asks(export):
+    """The package ships X.wasm.gz; a request for X.wasm gets it gzip-coded when
+    Accept-Encoding allows, else decompressed, with the right Content-Length both ways."""
+    with open(os.path.join(WEB_DIR, "litert", "wasm", "litert_wasm_internal.wasm.gz"), "rb") as f:
+        stored = f.read()
+    original = gzip.decompress(stored)
+    assert original[:4] == b"\0asm" and len(stored) < len(original) / 2
+    path = "/litert/wasm/litert_wasm_internal.wasm"
+    with Running(export) as demo:
+        # One keep-alive connection for all: a wrong Content-Length would break the next response.
+        connection = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=10)
+        try:
+            for accept in ("gzip, deflate, br, zstd", "br;q=1, gzip;q=0.5", "*"):
+                status, headers, body = demo.request(path, {"Accept-Encoding": accept}, connection=connection)
+                assert status == 200 and headers["Content-Encoding"] == "gzip", accept
+                assert headers["Content-Type"] == "application/wasm" and headers["Vary"] == "Accept-Encoding"
+                assert int(headers["Content-Length"]) == len(body) == len(stored)
+                assert gzip.decompress(body) == original
+            for accept in (None, "identity", "gzip;q=0, br", "deflate"):
+                status, headers, body = demo.request(path, {"Accept-Encoding": accept} if accept else {},
+                                                     connection=connection)
+                assert status == 200 and "Content-Encoding" not in headers, accept
+                assert headers["Content-Type"] == "application/wasm" and headers["Vary"] == "Accept-Encoding"
+                assert int(headers["Content-Length"]) == len(body) == len(original)
+                assert body == original, accept
+            status, headers, body = demo.request(path, method="HEAD", connection=connection)
+            assert status == 200 and body == b"" and int(headers["Content-Length"]) == len(original)
+            status, headers, _ = demo.request(path, {"If-Modified-Since": headers["Last-Modified"]},
+                                              connection=connection)
+            assert status == 304
+        finally:
+            connection.close()
+        # The gzipped file itself is no URL of its own.
+        assert demo.request(path + ".gz")[0] == 404
+
+
+def write_web(root, wasm):
+    """A minimal web folder whose runtime is `wasm`, gzipped."""
+    web = root / "web"
+    for name in ("index.html", "litert/core/index.js", "litert/wasm-utils/index.js"):
+        (web / name).parent.mkdir(parents=True, exist_ok=True)
+        (web / name).write_text(f"// {name}\n")
+    (web / "litert" / "wasm").mkdir()
+    (web / "litert" / "wasm" / "litert_wasm_internal.wasm.gz").write_bytes(gzip.compress(wasm, mtime=0))
+    return web
+
+
+def test_gzipped_files_keep_the_servers_hardening(tmp_path):
+    """Symlinks out of the web folder are refused for .gz files too; a damaged .gz is
+    an error, not a wrong length; a .gz replaced while serving is re-measured."""
+    export_dir = write_export(tmp_path / "exports")
+    wasm = b"\0asm" + os.urandom(300_000)
+    web = write_web(tmp_path, wasm)
+    folder = web / "litert" / "wasm"
+    secret = tmp_path / "secret.wasm.gz"
+    secret.write_bytes(gzip.compress(b"not yours"))
+    os.symlink(secret, folder / "leak.wasm.gz")
+    (folder / "cut.wasm.gz").write_bytes(gzip.compress(wasm)[:-100])
+    plain = {"Accept-Encoding": "identity"}
+    with Running(export_dir, web_dir=str(web)) as demo:
+        status, headers, body = demo.request("/litert/wasm/litert_wasm_internal.wasm", plain)
+        assert status == 200 and body == wasm and int(headers["Content-Length"]) == len(wasm)
+        for headers in (plain, {"Accept-Encoding": "gzip"}):
+            assert demo.request("/litert/wasm/leak.wasm", headers)[0] == 404
+        assert demo.request("/litert/wasm/cut.wasm", plain)[0] == 500
+        # Replaced by a new build (a rename, as `update_litert.py` does): the new length and bytes.
+        newer = b"\0asm" + os.urandom(123_456)
+        (folder / "new.tmp").write_bytes(gzip.compress(newer))
+        os.replace(folder / "new.tmp", folder / "litert_wasm_internal.wasm.gz")
+        status, headers, body = demo.request("/litert/wasm/litert_wasm_internal.wasm", plain)
+        assert status == 200 and body == newer and int(headers["Content-Length"]) == len(newer)
+        # Swapped for a link out of the folder after start: refused at request time.
+        os.replace(folder / "litert_wasm_internal.wasm.gz", tmp_path / "moved.wasm.gz")
+        os.symlink(secret, folder / "litert_wasm_internal.wasm.gz")
+        for headers in (plain, {"Accept-Encoding": "gzip"}):
+            assert demo.request("/litert/wasm/litert_wasm_internal.wasm", headers)[0] == 404
+
+
+@pytest.mark.parametrize("accept, expected", [
+    ("gzip", True), ("gzip, deflate, br, zstd", True), ("GZIP;q=0.5", True), ("x-gzip", True),
+    ("*", True), ("br, *;q=0.1", True), (None, False), ("", False), ("identity", False), ("deflate, br", False),
+    ("gzip;q=0", False), ("gzip;q=0.000, *", False), ("*;q=0", False), ("gzip;q=bogus", False),
+])
+def test_accept_encoding(accept, expected):
+    assert accepts_gzip(accept) is expected
+
+
+def test_gunzip_chunks_streams_every_member_and_rejects_damage():
+    data = os.urandom(5000) + bytes(200_000)
+    two_members = gzip.compress(data[:3000]) + gzip.compress(data[3000:])
+    for stored in (gzip.compress(data), two_members):
+        chunks = list(gunzip_chunks(io.BytesIO(stored), chunk=4096))
+        assert b"".join(chunks) == data and max(map(len, chunks)) <= 4096
+    for damaged in (b"", b"not gzip", gzip.compress(data)[:-4], gzip.compress(data)[:500],
+                    gzip.compress(data) + b"junk"):
+        with pytest.raises(zlib.error):
+            b"".join(gunzip_chunks(io.BytesIO(damaged), chunk=4096))
