@@ -19,7 +19,7 @@ import time
 import warnings
 
 from kbert.config import check_seq_len
-from kbert.errors import KbertError
+from kbert.errors import DataError, KbertError
 from kbert.outputs import require_space, writes_output
 
 
@@ -114,10 +114,13 @@ def finetune(
         model = task.build(spec(info.task).encoder(base), labels, dropout)
     require_space(out, 4 * model.count_params())  # float32 weights, before training
 
-    train_ds, batches = task.train_dataset(train_data, tokenizer, labels, seq_len, batch_size, seed)
+    try:
+        train_ds, batches = task.train_dataset(train_data, tokenizer, labels, seq_len, batch_size, seed)
+    except DataError as e:  # about the rows of `train` as a whole (e.g. no QA answer located): name it
+        raise DataError(f"{train}: {e}") from None
     unlocated = getattr(task, "unlocated", None)  # QA answers not found in their context
     if unlocated:
-        print(f"kbert: {len(unlocated)} of {len(train_data)} training questions left out: answer not found "
+        print(f"kbert: {train}: {len(unlocated)} of {len(train_data)} training questions left out: answer not found "
               f"in its context (first: {unlocated[0]!r})", file=sys.stderr, flush=True)
     total = epochs * batches
     warmup_steps = get_warmup_steps(warmup, total)

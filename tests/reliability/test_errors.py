@@ -51,7 +51,7 @@ def test_squad_without_any_located_answer(models, tmp_path):
     result = cli("finetune", "qa", "--init", models["encoder"], "--train", train, "--out", tmp_path / "qa",
                  "--epochs", "1", "--batch-size", "4", "--seq-len", "32")
     assert result.exit_code == 2
-    one_error_line(result.stderr_lines, "none of the 4 training questions", "'q0'", "'zebra'")
+    one_error_line(result.stderr_lines, "squad.json", "none of the 4 training questions", "'q0'", "'zebra'")
     assert not (tmp_path / "qa").exists()
 
 
@@ -62,6 +62,7 @@ def test_squad_answers_not_located_are_counted_and_reported(models, tmp_path):
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr_lines if "left out" in line]
     assert len(notes) == 1 and "2 of 4 training questions" in notes[0] and "'q1'" in notes[0]
+    assert "squad.json" in notes[0]
     metrics = json.loads((tmp_path / "qa" / "metrics.json").read_text())
     assert metrics["train"]["unlocated_answers"] == 2 and metrics["train"]["unlocated_ids"] == ["q1", "q3"]
 
