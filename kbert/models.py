@@ -15,6 +15,7 @@ from kbert.layers import (
     ClassificationHead,
     MaskedLMHead,
     SpanHead,
+    TokenPooling,
     TransformerBlock,
 )
 
@@ -315,6 +316,49 @@ class BertQuestionAnswerer(_Task):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.encoder = encoder
         self.head = head
+
+
+@_serializable
+class BertTextEmbedder(_Task):
+    """Sentence embeddings: the encoder's token vectors pooled into one vector.
+
+    The model of sentence-transformers' BERT models (all-MiniLM-L6-v2 is
+    `pooling="mean", normalize=True`): `kbert import --from hf` of a
+    sentence-transformers directory sets the pooling it declares. Pooling adds
+    no weights; BERT's dense+tanh pooler is not used (`cls` takes the raw
+    `[CLS]` vector, as sentence-transformers does).
+
+    Args:
+        encoder: a `BertEncoder`.
+        pooling: "mean" (over real tokens), "cls", "max" or "mean_sqrt_len"
+            (see `kbert.layers.TokenPooling`).
+        normalize: L2-normalize the vectors (then a dot product is the cosine).
+
+    Outputs: dict with `embedding`, float32 `[batch, hidden]`.
+
+    Examples:
+    ```python
+    embedder = kbert.BertTextEmbedder.from_pretrained("runs/minilm")   # an imported sentence-transformers model
+    embedder = kbert.BertTextEmbedder(encoder, pooling="mean", normalize=True)
+    vectors = embedder.predict(features)["embedding"]
+    ```
+    """
+
+    task = "embed"
+
+    def __init__(self, encoder, pooling="mean", normalize=True, **kwargs):
+        inputs = dict(encoder.input)
+        head = TokenPooling(pooling, normalize=normalize, dtype=encoder.dtype_policy, name="pooling")
+        sequence = encoder(inputs)["sequence_output"]
+        outputs = {"embedding": head(sequence, inputs["padding_mask"])}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.encoder = encoder
+        self.head = head
+        self.pooling = pooling
+        self.normalize = bool(normalize)
+
+    def get_config(self):
+        return {**super().get_config(), "pooling": self.pooling, "normalize": self.normalize}
 
 
 def task_of(model):

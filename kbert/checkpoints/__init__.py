@@ -29,9 +29,10 @@ def import_checkpoint(source, out, fmt, seq_len=None, architecture=None, overwri
     `out` is checked (and locked) before the checkpoint is read; an existing one
     is replaced only if it is a kbert model directory, or with `overwrite=True`.
 
-    `seq_len` (recorded for fine-tuning and export) defaults to 128, or the
-    model's `max_position_embeddings` when that is shorter; a length given is
-    checked by `kbert.config.check_seq_len`, never cut silently.
+    `seq_len` (recorded for fine-tuning and export) defaults to a
+    sentence-transformers model's `max_seq_length`, else 128, or the model's
+    `max_position_embeddings` when that is shorter; a length given is checked
+    by `kbert.config.check_seq_len`, never cut silently.
     """
     from kbert.config import DEFAULT_SEQ_LEN
     from kbert.model_dir import save_model
@@ -46,7 +47,8 @@ def import_checkpoint(source, out, fmt, seq_len=None, architecture=None, overwri
 
     encoder = spec(info["task"]).encoder(model)
     if seq_len is None:
-        seq_len = min(DEFAULT_SEQ_LEN, encoder.config.max_position_embeddings)
+        # A sentence-transformers model says how long its inputs are (max_seq_length).
+        seq_len = info.get("seq_len") or min(DEFAULT_SEQ_LEN, encoder.config.max_position_embeddings)
     # save_model checks it (kbert.config.check_seq_len) before writing anything.
     return save_model(
         model, out, vocab=info["vocab"], lowercase=info["lowercase"], labels=info["labels"],

@@ -27,7 +27,9 @@ def _resolve_hf_dir(source):
 
         return snapshot_download(
             source,
-            allow_patterns=["config.json", "vocab.txt", "tokenizer_config.json", "*.safetensors"],
+            allow_patterns=["config.json", "vocab.txt", "tokenizer_config.json", "*.safetensors",
+                            # a sentence-transformers model's pooling
+                            "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"],
         )
     except Exception as e:  # offline, unknown repo, missing package
         raise DataError(
@@ -94,18 +96,33 @@ def _hf_head_size(arrays, name, source):
 def load_hf(source, architecture=None):
     """Build a kbert model from a Hugging Face BERT directory (or hub id).
 
+    A sentence-transformers directory (`modules.json`: Transformer, Pooling
+    and optionally Normalize) becomes a `kbert.BertTextEmbedder` with the
+    pooling its `1_Pooling/config.json` declares (`architecture="BertModel"`
+    imports its encoder alone).
+
     Args:
         source: directory with `config.json`, `model.safetensors` (or
             `pytorch_model.bin`) and `vocab.txt`; or a hub id such as
             `bert-base-uncased` when the network is available.
-        architecture: override `config.json`'s `architectures[0]`.
+        architecture: override `config.json`'s `architectures[0]`
+            (`SentenceTransformer`: read `modules.json`).
 
     Returns:
-        `(model, info)` where info has `vocab`, `lowercase`, `labels`, `task`.
+        `(model, info)` where info has `vocab`, `lowercase`, `labels`, `task`
+        and `seq_len` (a sentence-transformers model's `max_seq_length`, else None).
     """
+    from kbert.tasks.registry import spec
     from kbert.tokenization.vocab import load_vocab
 
     directory = _resolve_hf_dir(source)
+    sentence_model = None
+    if architecture in (None, "SentenceTransformer"):
+        sentence_model = read_sentence_transformers(directory)
+        if sentence_model is None and architecture is not None:
+            raise ConfigError(f"{directory}: no modules.json, so not a sentence-transformers directory")
+    if sentence_model is not None:
+        directory, architecture = sentence_model["transformer"], "SentenceTransformer"
     config_path = os.path.join(directory, "config.json")
     hf_config = read_json(config_path)
     if not isinstance(hf_config, dict):
@@ -142,21 +159,122 @@ def load_hf(source, architecture=None):
     if arch.label_weight:
         num_labels = _hf_head_size(arrays, arch.label_weight, weights_path)
         labels = _hf_labels(hf_config, num_labels, config_path)
-    model = arch.build(config, num_labels)
+    if sentence_model is not None:
+        _check_sentence_model(sentence_model, config, directory, vocab)
+        from kbert.models import BertEncoder
+
+        model = spec(arch.task).build(BertEncoder(config), pooling=sentence_model["pooling"],
+                                      normalize=sentence_model["normalize"])
+        # Its pooling never reads BERT's pooler; files without one keep the fresh one.
+        with_pooler = "pooler.dense.weight" in arrays
+    else:
+        model = arch.build(config, num_labels)
+    if arch.prefix == "" and spec(arch.task).encoder(model) is not model:
+        arrays = {"bert." + k: v for k, v in arrays.items()}  # a BertModel file under a task model's names
     _assign(
         weight_map(model, with_pooler=with_pooler), arrays, weights_path,
         name_of=lambda x: x.hf, transpose_of=lambda x: x.hf_transpose,
         ignored=lambda n: n.endswith(_HF_IGNORED),
     )
-    info = {"vocab": vocab, "lowercase": _hf_lowercase(directory, vocab), "labels": labels, "task": arch.task}
+    info = {"vocab": vocab, "lowercase": _hf_lowercase(directory, vocab), "labels": labels, "task": arch.task,
+            "seq_len": sentence_model["seq_len"] if sentence_model else None}
     return model, info
 
 
+# sentence-transformers' Pooling config fields, as kbert's pooling modes.
+_POOLING_FIELDS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+                   "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len"}
+_UNSUPPORTED_POOLING = ("pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken")
+_ST_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
+def read_sentence_transformers(directory):
+    """What a sentence-transformers directory declares, or None without `modules.json`.
+
+    Returns:
+        dict with `transformer` (the directory of its BERT files), `pooling`
+        (a kbert pooling mode), `normalize` (a Normalize module follows),
+        `seq_len` (`sentence_bert_config.json`'s `max_seq_length`, or None)
+        and `lowercase` (its `do_lower_case`).
+
+    Raises:
+        ConfigError: modules other than Transformer, Pooling and Normalize (in
+            that order; e.g. a Dense projection), several pooling modes or
+            one kbert does not have, naming the file and field.
+    """
+    path = os.path.join(directory, "modules.json")
+    if not os.path.isfile(path):
+        return None
+    modules = read_json(path)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise DataError(f"{path}: expected a list of module objects")
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    for i, kind in enumerate(kinds):
+        if kind not in _ST_MODULES:
+            raise ConfigError(f"{path}: module {i} is {modules[i].get('type')!r}; kbert imports "
+                              "Transformer, Pooling and Normalize modules only")
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise ConfigError(f"{path}: modules are {kinds}; kbert imports Transformer, Pooling[, Normalize]")
+    transformer = os.path.join(directory, str(modules[0].get("path") or ""))
+    pooling_path = os.path.join(directory, str(modules[1].get("path") or ""), "config.json")
+    pooling = read_json(pooling_path)
+    if not isinstance(pooling, dict):
+        raise DataError(f"{pooling_path}: expected a JSON object")
+    for field in _UNSUPPORTED_POOLING:
+        if pooling.get(field):
+            raise ConfigError(f"{pooling_path}: {field} is true; kbert pools by "
+                              f"{', '.join(_POOLING_FIELDS)} (one of them)")
+    modes = [mode for field, mode in _POOLING_FIELDS.items() if pooling.get(field)]
+    if len(modes) != 1:
+        raise ConfigError(f"{pooling_path}: expected exactly one of {', '.join(_POOLING_FIELDS)} true, "
+                          f"got {len(modes)}")
+    settings_path = os.path.join(transformer, "sentence_bert_config.json")
+    settings = read_json(settings_path) if os.path.isfile(settings_path) else {}
+    seq_len = settings.get("max_seq_length") if isinstance(settings, dict) else None
+    if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, int)):
+        raise DataError(f"{settings_path}: field 'max_seq_length' has the wrong type ({type(seq_len).__name__})")
+    return {"transformer": transformer, "pooling": modes[0], "normalize": len(modules) == 3, "seq_len": seq_len,
+            "lowercase": bool(settings.get("do_lower_case")) if isinstance(settings, dict) else False,
+            "dimension": pooling.get("word_embedding_dimension"), "pooling_path": pooling_path}
+
+
+def _check_sentence_model(declared, config, directory, vocab):
+    if declared["dimension"] not in (None, config.hidden_size):
+        raise ConfigError(f"{declared['pooling_path']}: word_embedding_dimension is {declared['dimension']}, "
+                          f"the model's hidden_size {config.hidden_size}")
+    if declared["lowercase"] and not _hf_lowercase(directory, vocab):
+        raise ConfigError(f"{os.path.join(directory, 'sentence_bert_config.json')}: do_lower_case with a cased "
+                          "tokenizer is not supported (kbert lowercases in the tokenizer only)")
+    if declared["seq_len"] is not None:
+        declared["seq_len"] = min(declared["seq_len"], config.max_position_embeddings)
+
+
+def sentence_transformers_files(model, seq_len=None):
+    """The sentence-transformers files of an HF export of a `BertTextEmbedder`:
+    `{relative path: JSON value}` for modules.json, 1_Pooling/config.json and,
+    with `seq_len`, sentence_bert_config.json."""
+    modes = {mode: field for field, mode in _POOLING_FIELDS.items()}
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if model.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    pooling = {"word_embedding_dimension": model.encoder.config.hidden_size,
+               **{field: modes[model.pooling] == field for field in _POOLING_FIELDS}}
+    files = {"modules.json": modules, "1_Pooling/config.json": pooling}
+    if seq_len is not None:
+        files["sentence_bert_config.json"] = {"max_seq_length": int(seq_len), "do_lower_case": False}
+    return files
+
+
 @writes_output("hf_export", inputs=lambda arguments: arguments["inputs"])
-def export_hf(model, out, *, vocab, lowercase=True, labels=None, overwrite=False, inputs=()):
+def export_hf(model, out, *, vocab, lowercase=True, labels=None, overwrite=False, inputs=(), seq_len=None):
     """Write a kbert model as a Hugging Face BERT directory `transformers` loads.
 
-    Writes `config.json`, `model.safetensors`, `vocab.txt`, `tokenizer_config.json`;
+    Writes `config.json`, `model.safetensors`, `vocab.txt`, `tokenizer_config.json`
+    (an embedder also `modules.json`, `1_Pooling/config.json` and, given
+    `seq_len`, `sentence_bert_config.json`: a sentence-transformers model);
     atomically (nothing is left behind on error). An existing `out` is replaced
     only if kbert wrote it as a Hugging Face export, or with `overwrite=True`;
     never if it is or contains the current directory or one of `inputs` (the
@@ -173,9 +291,11 @@ def export_hf(model, out, *, vocab, lowercase=True, labels=None, overwrite=False
     arch = row.hf_architecture(model)
     encoder = row.encoder(model)
     tensors = {}
+    # A bare BertModel file (an embedder's) has no "bert." prefix.
+    strip = len("bert.") if arch.prefix == "" and encoder is not model else 0
     for entry in weight_map(model, with_pooler=arch.with_pooler):
         value = np.asarray(entry.variable.numpy(), dtype=np.float32)
-        tensors[entry.hf] = np.ascontiguousarray(value.T if entry.hf_transpose else value)
+        tensors[entry.hf[strip:]] = np.ascontiguousarray(value.T if entry.hf_transpose else value)
     hf_config = encoder.config.to_external_dict("hf")
     hf_config["architectures"] = [arch.name]
     if labels:
@@ -192,3 +312,6 @@ def export_hf(model, out, *, vocab, lowercase=True, labels=None, overwrite=False
             "do_lower_case": bool(lowercase),
             "model_max_length": encoder.config.max_position_embeddings,
         })
+        for name, value in row.hf_files(model, seq_len=seq_len).items():
+            os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
+            write_json(os.path.join(tmp, name), value)

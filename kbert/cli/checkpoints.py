@@ -22,7 +22,8 @@ def import_(fmt, source, out, seq_len, architecture, overwrite):
 
     SOURCE is a directory: Google's (bert_config.json, vocab.txt, bert_model.ckpt.*)
     or Hugging Face's (config.json, model.safetensors or pytorch_model.bin,
-    vocab.txt). Example: kbert import --from hf ./all-MiniLM-L6-v2 --out runs/minilm
+    vocab.txt); a sentence-transformers directory (modules.json) becomes an
+    embed model with its pooling. Example: kbert import --from hf ./all-MiniLM-L6-v2 --out runs/minilm
     """
     start_tensorflow()
     from kbert.checkpoints import import_checkpoint
@@ -41,7 +42,8 @@ def import_(fmt, source, out, seq_len, architecture, overwrite):
 def export_hf_(model_dir, out, overwrite):
     """Write a kbert model directory as a Hugging Face BERT directory.
 
-    `transformers` loads the result with the matching BertFor* class.
+    `transformers` loads the result with the matching BertFor* class; an
+    embed model is written as a sentence-transformers model.
     """
     start_tensorflow()
     from kbert.checkpoints import export_hf
@@ -49,7 +51,7 @@ def export_hf_(model_dir, out, overwrite):
 
     info = read_model_dir(model_dir)
     export_hf(load_model(model_dir), out, vocab=info.vocab, lowercase=info.lowercase,
-              labels=info.labels, overwrite=overwrite, inputs=[model_dir])
+              labels=info.labels, overwrite=overwrite, inputs=[model_dir], seq_len=info.seq_len)
     click.echo(f"wrote Hugging Face {info.task} model to {out}")
 
 

@@ -2,6 +2,7 @@
 
 from kbert.layers.embeddings import BertEmbeddings
 from kbert.layers.heads import ClassificationHead, MaskedLMHead, SpanHead
+from kbert.layers.pooling import POOLING_MODES, TokenPooling
 from kbert.layers.transformer import BertPooler, TransformerBlock
 
 __all__ = [
@@ -9,6 +10,8 @@ __all__ = [
     "BertPooler",
     "ClassificationHead",
     "MaskedLMHead",
+    "POOLING_MODES",
     "SpanHead",
+    "TokenPooling",
     "TransformerBlock",
 ]

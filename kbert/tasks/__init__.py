@@ -1,4 +1,5 @@
-"""Tasks: what differs between the encoder, pre-training, classification, NER and QA.
+"""Tasks: what differs between the encoder, pre-training, classification, NER, QA
+and sentence embeddings.
 
 `registry` is the one table from a model-dir task name to everything about
 it: Keras model class, Hugging Face architectures, head variables, label
@@ -13,8 +14,9 @@ the trainer).
 
 from kbert.tasks.base import Task
 from kbert.tasks.classify import ClassifyTask
+from kbert.tasks.embed import EmbedTask
 from kbert.tasks.ner import NerTask
 from kbert.tasks.qa import QaTask
 from kbert.tasks.registry import TASKS, get_task, model_dir_task
 
-__all__ = ["TASKS", "ClassifyTask", "NerTask", "QaTask", "Task", "get_task", "model_dir_task"]
+__all__ = ["TASKS", "ClassifyTask", "EmbedTask", "NerTask", "QaTask", "Task", "get_task", "model_dir_task"]

@@ -29,6 +29,7 @@ import os
 
 from kbert.errors import DataError, KbertError
 from kbert.tasks.classify import ClassifyTask
+from kbert.tasks.embed import EmbedTask
 from kbert.tasks.ner import NerTask
 from kbert.tasks.qa import QaTask
 
@@ -77,6 +78,8 @@ class TaskSpec:
             `serving_default`.
         exports: the task an export of it serves (pre-training models export
             their encoder).
+        vectors: its output is a vector per text (embeddings): exports are
+            checked by cosine to the Keras vectors, not by label agreement.
     """
 
     name = None
@@ -85,6 +88,7 @@ class TaskSpec:
     hf_architectures = ()
     serving = None
     exports = None
+    vectors = False
 
     def model_class(self):
         import kbert.models
@@ -129,6 +133,10 @@ class TaskSpec:
 
     def hf_config(self, model):
         """Extra `config.json` fields of an HF export of `model`."""
+        return {}
+
+    def hf_files(self, model, seq_len=None):
+        """Extra JSON files of an HF export of `model`: `{relative path: value}`."""
         return {}
 
 
@@ -231,7 +239,27 @@ class _Qa(TaskSpec):
         return dense_entries(model.head.dense, "qa_outputs", None)
 
 
-REGISTRY = {s.name: s for s in (_Encoder(), _Pretrain(), _Classify(), _Ner(), _Qa())}
+class _Embed(TaskSpec):
+    name, model, task, serving, exports = "embed", "BertTextEmbedder", EmbedTask, "embed", "embed"
+    vectors = True
+    # A sentence-transformers directory: a BertModel (config.json says so)
+    # plus modules.json and 1_Pooling/config.json, which `kbert.checkpoints.hf`
+    # reads and writes; the name is kbert's, for `--architecture`.
+    hf_architectures = (HfArchitecture("SentenceTransformer", "embed", prefix="", with_pooler=True),)
+
+    def build(self, encoder, num_labels=None, dropout=None, pooling="mean", normalize=True, **options):
+        return self.model_class()(encoder, pooling=pooling, normalize=normalize)
+
+    def hf_config(self, model):
+        return {"architectures": ["BertModel"]}
+
+    def hf_files(self, model, seq_len=None):
+        from kbert.checkpoints.hf import sentence_transformers_files
+
+        return sentence_transformers_files(model, seq_len)
+
+
+REGISTRY = {s.name: s for s in (_Encoder(), _Pretrain(), _Classify(), _Ner(), _Qa(), _Embed())}
 NAMES = tuple(REGISTRY)
 # The fine-tuning tasks: name -> `kbert.tasks.Task` class.
 TASKS = {name: s.task for name, s in REGISTRY.items() if s.task is not None}

@@ -323,7 +323,8 @@ def real_inputs(directory, sentences, max_length):
 def test_minilm_import_matches_transformers(tmp_path):
     directory = minilm_dir()
     sentences = real_sentences()
-    info = import_checkpoint(directory, tmp_path / "minilm", "hf")
+    # The encoder alone: the directory is a sentence-transformers model, which imports as an embedder.
+    info = import_checkpoint(directory, tmp_path / "minilm", "hf", architecture="BertModel")
     assert info.task == "encoder" and info.lowercase and info.config.num_layers == 6
     model = load_model(info.path)
     x = real_inputs(directory, sentences, max_length=128)

@@ -109,6 +109,8 @@ def test_browser_matches_python_litert(tiny_export, tmp_path):
     # Headless chromium on localhost is cross-origin isolated: the vendored threaded build loads.
     assert figures["info"]["runtime"] == "wasm, threads"
     assert figures["offline"] is True  # reloaded and classified with the server stopped
+    # search.html (the embedders' page) sends a classifier export back to index.html.
+    assert re.search(r"^ok \d+ - search\.html sends a classifier export", result.stdout, re.M), output
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (390 * 3, 844 * 3)  # phone viewport @3x

@@ -35,8 +35,8 @@ def outputs(model, config):
 
 
 def test_the_table_is_consistent():
-    assert registry.NAMES == ("encoder", "pretrain", "classify", "ner", "qa")
-    assert TASKS == {name: registry.spec(name).task for name in ("classify", "ner", "qa")}
+    assert registry.NAMES == ("encoder", "pretrain", "classify", "ner", "qa", "embed")
+    assert TASKS == {name: registry.spec(name).task for name in ("classify", "ner", "qa", "embed")}
     for name in registry.NAMES:
         spec = registry.spec(name)
         assert spec.name == name and spec.hf_architectures
@@ -51,7 +51,8 @@ def test_the_table_is_consistent():
 
 
 ROWS = [("encoder", {}), ("pretrain", {}), ("pretrain", {"next_sentence": False}), ("classify", {}),
-        ("classify", {"num_labels": 1}), ("ner", {}), ("qa", {})]
+        ("classify", {"num_labels": 1}), ("ner", {}), ("qa", {}), ("embed", {}),
+        ("embed", {"pooling": "cls", "normalize": False})]
 
 
 @pytest.mark.parametrize("name, options", ROWS)

@@ -8,7 +8,8 @@
 
 const CACHE = 'kbert-demo-v1';
 const SHELL = ['./', 'index.html', 'app.js', 'tokenizer.js', 'manifest.webmanifest', 'icon.svg',
-  'icon-192.png', 'icon-512.png', 'litert/core/index.js', 'litert/wasm-utils/index.js'];
+  'icon-192.png', 'icon-512.png', 'litert/core/index.js', 'litert/wasm-utils/index.js',
+  'search.html', 'search.js', 'search_index.js'];
 const NETWORK_WAIT_MS = 4000;
 
 self.addEventListener('install', (event) => {

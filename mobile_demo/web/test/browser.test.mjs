@@ -203,3 +203,12 @@ test('works offline once loaded (service worker)', {skip: skip || env.KBERT_DEMO
   figures.offline = true;
   console.log('offline: reloaded with the server stopped and classified from the cache');
 });
+
+test('search.html sends a classifier export to the classifier page', {skip}, async () => {
+  // (After the offline check the pages come from the service worker's cache.)
+  await page.goto(`${new URL('search.html', url).href}?mode=${mode}`);
+  await page.waitForURL(/\/index\.html\?mode=/, {timeout: 60000});
+  const info = await page.evaluate(() => window.kbertDemo.ready);
+  assert.equal(info.mode, mode);
+  assert.deepEqual(pageErrors, []);
+});
