@@ -24,6 +24,9 @@ fi
 if command -v npm >/dev/null 2>&1; then
   { [ -d mobile_demo/web/node_modules/playwright-core ] && [ -d mobile_demo/web/node_modules/@litertjs/core ]; } ||
     npm ci --prefix mobile_demo/web --no-audit --no-fund --silent
+  # MediaPipe Tasks for the web (@mediapipe/tasks-text), for tests/mobile_demo/test_mediapipe_web.py.
+  [ -d mobile_demo/web/mediapipe/node_modules/@mediapipe/tasks-text ] ||
+    npm ci --prefix mobile_demo/web/mediapipe --no-audit --no-fund --silent
 else
   echo "mobile_demo/setup.sh: no npm: skipped the web demo's packages (its tests will skip)"
 fi

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Copy an export's model and app files into the Android app's assets:
+# Copy an export's model and model card into the Android app's assets (the .tflite carries
+# the vocabulary and labels as MediaPipe metadata; vocab.txt and labels.txt are copied too,
+# for apps that run the file with LiteRT and bertlogic instead):
 #   ./copy_assets.sh ../../exports/sst2 [dynamic|float16|float32|int8]
 # (mode defaults to dynamic). Replaces any model copied before.
 set -euo pipefail

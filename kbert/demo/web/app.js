@@ -108,7 +108,8 @@ async function loadModel(mode) {
   return {mode, seqLen: state.seqLen, inputs: names, outputs: model.getOutputDetails().map((d) => d.name)};
 }
 
-// One inference; the latency is model.run plus reading the logits back.
+// One inference; the latency is model.run plus reading the scores back. A classifier's
+// .tflite returns `probabilities` (older exports: `logits`, turned into probabilities here).
 async function infer(encoded) {
   const shape = [1, state.seqLen];
   const tensors = Object.fromEntries(INPUTS.map((name) => [name, new Tensor(encoded[name], shape)]));
@@ -120,20 +121,21 @@ async function infer(encoded) {
     Object.values(tensors).forEach((t) => t.delete());
   }
   const names = Object.keys(outputs);
-  const output = outputs.logits ?? outputs[names[0]];
-  const logits = Array.from(await output.data());
+  const output = outputs.probabilities ?? outputs.logits ?? outputs[names[0]];
+  const values = Array.from(await output.data());
   const latencyMs = performance.now() - start;
   Object.values(outputs).forEach((t) => t.delete());
-  return {logits, latencyMs};
+  if (!outputs.probabilities) return {probs: softmax(values), logits: values, latencyMs};
+  const sum = values.reduce((a, b) => a + b, 0);  // float32 from the model: sum to 1 in doubles
+  return {probs: values.map((p) => p / sum), latencyMs};
 }
 
 async function classify(text) {
   const t0 = performance.now();
   const encoded = state.tokenizer.encode(text, state.seqLen);
   const tokenizeMs = performance.now() - t0;
-  const {logits, latencyMs} = await infer(encoded);
+  const {probs, logits, latencyMs} = await infer(encoded);
   state.latencies.push(latencyMs);
-  const probs = softmax(logits);
   const top = probs.indexOf(Math.max(...probs));
   const labels = probs.map((_, i) => state.labels[i] ?? `class ${i}`);
   const tokens = encoded.pieces.length;
@@ -215,6 +217,10 @@ async function init() {
     fetchOk('export/vocab.txt').then((r) => r.text()),
   ]);
   state.card = card;
+  if (card.task === 'embed') {  // a sentence embedder: the semantic-search page (search.js)
+    location.replace(`search.html${location.search}`);
+    return new Promise(() => {});
+  }
   state.labels = labelsText.split('\n').map((l) => l.trim()).filter(Boolean);
   if (!state.labels.length) state.labels = card.labels ?? [];
   state.tokenizer = new WordPieceTokenizer(vocabText, {lowercase: card.lowercase ?? true});

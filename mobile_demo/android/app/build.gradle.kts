@@ -9,7 +9,7 @@ android {
 
     defaultConfig {
         applicationId = "dev.kbert.demo"
-        minSdk = 23
+        minSdk = 24 // MediaPipe Tasks' minimum
         targetSdk = 35
         versionCode = 1
         versionName = "0.1"
@@ -27,7 +27,7 @@ android {
     }
 
     androidResources {
-        // Keep the model uncompressed in the APK so it can be memory-mapped.
+        // Keep the model uncompressed in the APK: MediaPipe memory-maps it from the assets.
         noCompress += "tflite"
     }
 }
@@ -39,8 +39,10 @@ kotlin {
 }
 
 dependencies {
+    // model_card.json (task, seq_len, labels); the module's tokenizer is not needed here:
+    // MediaPipe tokenizes with the vocabulary kbert packs into the .tflite.
     implementation(project(":bertlogic"))
-    // LiteRT (formerly TensorFlow Lite) from Google Maven. The 1.4.x line carries the
-    // classic org.tensorflow.lite.Interpreter API used here (runSignature by name).
-    implementation("com.google.ai.edge.litert:litert:1.4.2")
+    // MediaPipe Tasks for text from Google Maven: TextClassifier, TextEmbedder, with their
+    // own TFLite runtime (so no LiteRT dependency beside it).
+    implementation("com.google.mediapipe:tasks-text:0.10.35")
 }

@@ -40,10 +40,13 @@ def reference(export_dir, texts, mode="float32"):
     for i in range(len(texts)):
         out = runner(ids=packed["token_ids"][i:i + 1], mask=packed["padding_mask"][i:i + 1],
                      segment_ids=packed["segment_ids"][i:i + 1])
-        row = np.asarray(out["logits"] if "logits" in out else next(iter(out.values())), np.float64)[0]
-        p = np.exp(row - row.max())
+        if "probabilities" in out:  # a classifier's .tflite (older exports: logits)
+            row, p = None, np.asarray(out["probabilities"], np.float64)[0]
+        else:
+            row = np.asarray(out["logits"] if "logits" in out else next(iter(out.values())), np.float64)[0]
+            p = np.exp(row - row.max())
         ids.append(packed["token_ids"][i].tolist())
-        logits.append(row.tolist())
+        logits.append(None if row is None else row.tolist())
         probs.append((p / p.sum()).tolist())
     return {"export": os.path.abspath(export_dir), "mode": mode, "seq_len": seq_len, "texts": list(texts),
             "ids": ids, "logits": logits, "probs": probs}

@@ -2,136 +2,112 @@ package dev.kbert.demo
 
 import android.content.Context
 import android.os.SystemClock
-import dev.kbert.logic.Labels
+import com.google.mediapipe.tasks.core.BaseOptions
+import com.google.mediapipe.tasks.text.textclassifier.TextClassifier
+import com.google.mediapipe.tasks.text.textembedder.TextEmbedder
 import dev.kbert.logic.ModelCard
-import dev.kbert.logic.WordPieceTokenizer
-import java.io.FileInputStream
-import java.io.FileNotFoundException
-import java.nio.ByteBuffer
-import java.nio.ByteOrder
-import java.nio.channels.FileChannel
-import org.tensorflow.lite.Interpreter
 
 /**
- * A kbert text classifier exported with `kbert export`: model_<mode>.tflite, vocab.txt,
- * labels.txt and model_card.json, read from the app's assets.
+ * A kbert export run with MediaPipe Tasks: `model_<mode>.tflite` (which carries the
+ * vocabulary, the labels and the input names as TFLite metadata, written by
+ * `kbert export`) and `model_card.json`, read from the app's assets.
  *
- * Tokenizing, packing and softmax are the plain-Java `bertlogic` module (tested against
- * kbert's Python tokenizer); this class only adds LiteRT. Not thread-safe: use it from
- * one thread.
+ * Raw text goes in: MediaPipe's own WordPiece tokenizer reads the vocabulary from the
+ * file, so the app has no tokenizer code. A `classify` export runs in MediaPipe's
+ * `TextClassifier` (the file outputs probabilities), an `embed` export in its
+ * `TextEmbedder`. Not thread-safe: use it from one thread.
  */
-class Classifier private constructor(
-    private val interpreter: Interpreter,
+class TextModel private constructor(
     val modelFile: String,
     val card: ModelCard,
-    private val tokenizer: WordPieceTokenizer,
-    val labels: Labels,
-    private val numClasses: Int,
+    private val classifier: TextClassifier?,
+    private val embedder: TextEmbedder?,
 ) : AutoCloseable {
 
-    class Result(
-        val prediction: Labels.Prediction,
-        /** Real tokens fed to the model, [CLS] and [SEP] included. */
-        val tokens: Int,
-        /** Word pieces cut off to fit seq_len. */
-        val truncated: Int,
-        val tokenizeMs: Double,
-        val inferenceMs: Double,
+    /** One label with its probability. */
+    class Score(val label: String, val probability: Float)
+
+    class Classification(
+        /** Every label, most probable first. */
+        val scores: List<Score>,
+        /** Tokenizing and inference together: MediaPipe does both in one call. */
+        val ms: Double,
     )
 
-    fun classify(text: String): Result {
+    class Similarity(val cosine: Double, val ms: Double)
+
+    val isClassifier get() = classifier != null
+
+    fun classify(text: String): Classification {
+        val model = checkNotNull(classifier) { "$modelFile is not a classifier" }
         val start = SystemClock.elapsedRealtimeNanos()
-        val encoding = tokenizer.encode(text, card.seqLen)
-        val tokenized = SystemClock.elapsedRealtimeNanos()
-        // Inputs are int32 [1, seq_len]; bound by signature name, never by tensor index
-        // (the converter orders the tensors ids, segment_ids, mask).
-        val inputs = mapOf<String, Any>(
-            "ids" to arrayOf(encoding.ids),
-            "mask" to arrayOf(encoding.mask),
-            "segment_ids" to arrayOf(encoding.segmentIds),
-        )
-        val logits = arrayOf(FloatArray(numClasses))
-        interpreter.runSignature(inputs, mapOf<String, Any>(OUTPUT to logits), SIGNATURE)
-        val done = SystemClock.elapsedRealtimeNanos()
-        return Result(
-            prediction = labels.predict(logits[0]),
-            tokens = encoding.length(),
-            truncated = encoding.truncated,
-            tokenizeMs = (tokenized - start) / 1e6,
-            inferenceMs = (done - tokenized) / 1e6,
-        )
+        val categories = model.classify(text).classificationResult().classifications()[0].categories()
+        val ms = (SystemClock.elapsedRealtimeNanos() - start) / 1e6
+        return Classification(categories.map { Score(it.categoryName(), it.score()) }, ms)
     }
 
-    override fun close() = interpreter.close()
+    /** The cosine of two texts' embeddings. */
+    fun similarity(first: String, second: String): Similarity {
+        val model = checkNotNull(embedder) { "$modelFile is not an embedder" }
+        val start = SystemClock.elapsedRealtimeNanos()
+        val a = model.embed(first).embeddingResult().embeddings()[0]
+        val b = model.embed(second).embeddingResult().embeddings()[0]
+        val cosine = TextEmbedder.cosineSimilarity(a, b)
+        return Similarity(cosine, (SystemClock.elapsedRealtimeNanos() - start) / 1e6)
+    }
+
+    override fun close() {
+        classifier?.close()
+        embedder?.close()
+    }
 
     companion object {
-        const val SIGNATURE = "serving_default"
-        const val OUTPUT = "logits"
-        private val INPUTS = setOf("ids", "mask", "segment_ids")
-
         /** Modes in the order tried when several models are in the assets. */
         private val PREFERRED = listOf("dynamic", "float16", "float32", "int8").map { "model_$it.tflite" }
 
-        fun load(context: Context, threads: Int = 4): Classifier {
-            val assets = context.assets
-            val names = assets.list("")?.toSet().orEmpty()
+        fun load(context: Context): TextModel {
+            val names = context.assets.list("")?.toSet().orEmpty()
             val modelFile = PREFERRED.firstOrNull { it in names }
                 ?: names.filter { it.startsWith("model_") && it.endsWith(".tflite") }.minOrNull()
                 ?: throw IllegalStateException(
                     "No model_<mode>.tflite in the app's assets. Copy an export into " +
                         "app/src/main/assets (mobile_demo/android/README.md) and rebuild."
                 )
-            for (required in listOf("vocab.txt", "model_card.json")) {
-                check(required in names) { "$required is missing from the app's assets" }
-            }
-            val card = assets.open("model_card.json").use { ModelCard.read(it) }
-            require(card.task == "classify" || card.task.isEmpty()) {
-                "This demo runs text classifiers; model_card.json says task \"${card.task}\"."
-            }
-            val tokenizer = assets.open("vocab.txt").use { WordPieceTokenizer.fromVocab(it, card.lowercase) }
-            val labels = if ("labels.txt" in names) {
-                assets.open("labels.txt").use { Labels.read(it) }
-            } else {
-                Labels(card.labels)
-            }
-
-            val options = Interpreter.Options().setNumThreads(threads)
-            val interpreter = Interpreter(loadModel(context, modelFile), options)
+            check("model_card.json" in names) { "model_card.json is missing from the app's assets" }
+            val card = context.assets.open("model_card.json").use { ModelCard.read(it) }
+            val base = BaseOptions.builder().setModelAssetPath(modelFile).build()
             try {
-                check(SIGNATURE in interpreter.signatureKeys) {
-                    "$modelFile has no \"$SIGNATURE\" signature (it has ${interpreter.signatureKeys.toList()})"
+                return when (card.task) {
+                    "classify", "" -> TextModel(
+                        modelFile, card,
+                        TextClassifier.createFromOptions(
+                            context, TextClassifier.TextClassifierOptions.builder().setBaseOptions(base).build()
+                        ),
+                        null,
+                    )
+                    "embed" -> TextModel(
+                        modelFile, card, null,
+                        TextEmbedder.createFromOptions(
+                            context,
+                            TextEmbedder.TextEmbedderOptions.builder().setBaseOptions(base).setL2Normalize(true).build(),
+                        ),
+                    )
+                    else -> throw IllegalStateException(
+                        "model_card.json says task \"${card.task}\": MediaPipe Tasks runs classify and embed exports"
+                    )
                 }
-                val inputs = interpreter.getSignatureInputs(SIGNATURE).toSet()
-                check(inputs == INPUTS) { "$modelFile: expected inputs $INPUTS, found $inputs" }
-                val ids = interpreter.getInputTensorFromSignature("ids", SIGNATURE).shape()
-                check(ids.contentEquals(intArrayOf(1, card.seqLen))) {
-                    "$modelFile: ids is ${ids.toList()}, model_card.json says seq_len ${card.seqLen}"
+            } catch (e: RuntimeException) {
+                // kbert writes no MediaPipe metadata for cased models, text-pair classifiers
+                // and regressors (report.json says why); MediaPipe then refuses the file.
+                if (e.message.orEmpty().contains("Metadata")) {
+                    throw IllegalStateException(
+                        "$modelFile has no MediaPipe metadata (a cased, text-pair or regression model, or an " +
+                            "export made without the mediapipe package): see mobile_demo/android/README.md",
+                        e,
+                    )
                 }
-                val shape = interpreter.getOutputTensorFromSignature(OUTPUT, SIGNATURE).shape()
-                check(shape.size == 2 && shape[0] == 1) {
-                    "$modelFile: \"$OUTPUT\" is ${shape.toList()}, expected [1, classes]"
-                }
-                return Classifier(interpreter, modelFile, card, tokenizer, labels, shape[1])
-            } catch (e: Exception) {
-                interpreter.close()
                 throw e
             }
         }
-
-        /** Memory-maps the model; reads it into memory if the APK stored it compressed. */
-        private fun loadModel(context: Context, name: String): ByteBuffer =
-            try {
-                context.assets.openFd(name).use { fd ->
-                    FileInputStream(fd.fileDescriptor).channel.use { channel ->
-                        channel.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
-                    }
-                }
-            } catch (e: FileNotFoundException) {
-                val bytes = context.assets.open(name).use { it.readBytes() }
-                ByteBuffer.allocateDirect(bytes.size).order(ByteOrder.nativeOrder()).apply {
-                    put(bytes)
-                    rewind()
-                }
-            }
     }
 }
