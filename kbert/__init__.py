@@ -18,6 +18,7 @@ _EXPORTS = {
     "BertClassifier": "kbert.models",
     "BertTagger": "kbert.models",
     "BertQuestionAnswerer": "kbert.models",
+    "BertTextEmbedder": "kbert.models",
     "BertTokenizer": "kbert.tokenization",
     "BertPreprocessor": "kbert.preprocessing",
     "load_vocab": "kbert.tokenization",
@@ -30,7 +31,12 @@ _EXPORTS = {
     "evaluate": "kbert.training.finetune",
     "predict": "kbert.training.finetune",
     "pretrain": "kbert.training.pretrain",
+    "distill": "kbert.training.distillation",
     "quickstart": "kbert.recipes.quickstart",
+    "embed": "kbert.vectors",
+    "VectorIndex": "kbert.vectors",
+    "load_adapter": "kbert.training.lora",
+    "apply_adapter": "kbert.training.lora",
 }
 
 __all__ = ["__version__", *_EXPORTS]

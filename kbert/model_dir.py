@@ -182,6 +182,9 @@ def read_model_dir(path):
     if not os.path.isdir(path):
         raise DataError(f"{path}: model directory not found")
     source = os.path.join(path, CONFIG_FILE)
+    if not os.path.exists(source) and os.path.isfile(os.path.join(path, "adapter.safetensors")):
+        raise DataError(f"{path}: a LoRA adapter, not a model directory; make one with "
+                        f"kbert apply-adapter BASE_DIR {path} --out DIR (kbert.apply_adapter)")
     manifest = read_json(source)
     if not isinstance(manifest, dict):
         raise DataError(f"{source}: expected a JSON object")

@@ -58,15 +58,20 @@ KINDS = {
     "pretrain_data": _Kind("pre-training data directory", ("pretrain_data.json", "pretrain-*-of-*.tfrecord"),
                            ("pretrain_data.json",)),
     "hf_export": _Kind("Hugging Face export",
-                       ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"),
+                       ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                        "modules.json", "1_Pooling", "sentence_bert_config.json"),
                        ("config.json", "model.safetensors", "tokenizer_config.json")),
+    "adapter": _Kind("LoRA adapter", ("adapter.safetensors", "metrics.json", "logs", "training_curve.png"),
+                     ("adapter.safetensors",)),
+    "vector_index": _Kind("vector index", ("vectors.npy", "corpus.txt", "lines.npy", "index.json"),
+                          ("vectors.npy", "index.json")),
     "dataset": _Kind("prepared data set", ("train.tsv", "dev.tsv", "test.tsv", "SOURCE.json"),
                      ("SOURCE.json", "train.tsv")),
     # A working directory of nested outputs, written into rather than replaced.
     "quickstart": _Kind("quickstart directory", ("data", "encoder", "model", "exports", "export", "corpus",
                                                  "*.work", ".tmp-*", ".old-*", ".*.lock"), ("data",)),
 }
-FILE_KINDS = {"vocab": "vocabulary file"}
+FILE_KINDS = {"vocab": "vocabulary file", "vectors": "vector file"}
 # errno values of a write the user can fix (space, permissions, read-only mount).
 USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 _SPACE_MARGIN = 1.2
@@ -107,6 +112,21 @@ def _is_vocab_file(path):
     except (OSError, UnicodeDecodeError):
         return False
     return sorted(head) == sorted(SPECIAL_TOKENS)
+
+
+def _is_vector_file(path):
+    """A vector file kbert writes: a NumPy .npy of float32 rows."""
+    try:
+        import numpy as np
+
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+    except (OSError, ValueError, SyntaxError):
+        return False
+    return dtype == np.float32 and len(shape) == 2
 
 
 def _contains(directory, path):
@@ -196,7 +216,8 @@ class _Claim:
         if self.is_file:
             if os.path.isdir(path):
                 return "is a directory, expected a file"
-            return None if _is_vocab_file(path) else f"exists and is not a {self.title} kbert wrote"
+            own = _is_vector_file(path) if self.kind == "vectors" else _is_vocab_file(path)
+            return None if own else f"exists and is not a {self.title} kbert wrote"
         if not os.path.isdir(path):
             return "exists and is not a directory"
         entries = [e for e in os.listdir(path) if e != MARKER]

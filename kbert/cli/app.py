@@ -48,9 +48,11 @@ def main(verbose):
 
 
 def _register():
-    from kbert.cli import checkpoints, datasets, demo, export, finetune, pretrain, quickstart, vocab
+    from kbert.cli import (adapter, checkpoints, datasets, demo, distill, embed, export, finetune, pretrain,
+                           quickstart, vocab)
 
-    for module in (quickstart, vocab, checkpoints, pretrain, finetune, export, demo, datasets):
+    for module in (quickstart, vocab, checkpoints, pretrain, finetune, adapter, distill, embed, export, demo,
+                   datasets):
         for command in module.COMMANDS:
             main.add_command(command)
 

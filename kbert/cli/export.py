@@ -30,15 +30,16 @@ def _list(allowed, name):
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--format", "formats", default="all", show_default=True, callback=_list(FORMATS, "--format"),
               help="savedmodel, tflite, onnx (comma-separated) or all.")
-@click.option("--quantize", default="all", show_default=True, callback=_list(MODES, "--quantize"),
-              help="TFLite modes: float32, float16, dynamic, int8 (comma-separated) or all; "
-                   "dynamic also writes onnx/model_dynamic.onnx (int8 weights).")
+@click.option("--quantize", default=",".join(api_default(export, "quantize")), show_default=True, callback=_list(MODES, "--quantize"),
+              help="TFLite modes: float32, float16, dynamic, int8 (integer-only), int16x8 (integer-only, int16 "
+                   "activations) (comma-separated) or all; dynamic also writes onnx/model_dynamic.onnx (int8 "
+                   "weights).")
 @click.option("--seq-len", type=int, help="Fixed TFLite length (default: the model dir's seq_len).")
 @click.option("--eval", "eval_", type=click.Path(dir_okay=False),
               help="Labelled file the artifacts are verified on (default: the model dir's eval file).")
 @click.option("--eval-size", default=api_default(export, "eval_size"), show_default=True, type=click.IntRange(min=1))
 @click.option("--calibration", type=click.Path(dir_okay=False),
-              help="Training-data file for full-int8 calibration (default: the model dir's train file).")
+              help="Training-data file for int8/int16x8 calibration (default: the model dir's train file).")
 @click.option("--calibration-size", default=api_default(export, "calibration_size"), show_default=True,
               type=click.IntRange(min=1))
 @click.option("--version", type=click.IntRange(min=1), help="SavedModel version (default: the next free one).")

@@ -1,4 +1,4 @@
-"""`kbert finetune classify|ner|qa`, `kbert evaluate`, `kbert predict`: click
+"""`kbert finetune classify|ner|qa|embed`, `kbert evaluate`, `kbert predict`: click
 wrappers over `kbert.finetune`, `kbert.evaluate` and `kbert.predict`, whose
 signatures (and the task classes') give every default."""
 
@@ -39,6 +39,18 @@ _COMMON = [
     click.option("--early-stopping", type=click.IntRange(min=1), metavar="EPOCHS",
                  help="Stop after this many epochs without a better eval metric."),
     click.option("--xla", is_flag=True, help="Compile the train step with XLA."),
+    click.option("--lora-rank", type=click.IntRange(min=1), metavar="R",
+                 help="LoRA: train rank-R adapters (Keras enable_lora) and the head only; the encoder stays "
+                      "frozen. Wants a larger --lr (~1e-4 to 1e-3)."),
+    click.option("--lora-alpha", type=click.FloatRange(min=0, min_open=True), metavar="A",
+                 help="LoRA scale numerator: the update is A/R * (a @ b) (default: R, scale 1)."),
+    click.option("--lora-targets", default=",".join(_default("lora_targets")), show_default=True,
+                 callback=lambda ctx, param, value: tuple(t.strip() for t in value.split(",") if t.strip()),
+                 help="LoRA layers of each block: query, key, value, attention_output, intermediate, output, "
+                      "pooler, or the groups attention, ffn, all (comma-separated)."),
+    click.option("--save-adapter", is_flag=True,
+                 help="With --lora-rank: write only the adapter (LoRA + head weights, a few MB) to --out; "
+                      "kbert apply-adapter INIT OUT --out DIR makes the model directory."),
 ]
 
 
@@ -69,6 +81,18 @@ def _task_option_groups(task, defaults):
                          help="File format (default: from the extension; .txt is TSV)."),
             click.option("--header/--no-header", "header", default=values["header"] if defaults else None,
                          help="Whether CSV/TSV files have a header row (default: they have)."),
+        ]
+    if task == "embed":
+        return [
+            click.option("--anchor-column", help="Pair files: anchor (query) column."),
+            click.option("--positive-column", help="Pair files: positive (or second text) column."),
+            click.option("--negative-column", help="Pair files: hard-negative column ('' for none)."),
+            click.option("--score-column", help="Pair files: similarity score / 0-1 label column ('' for none)."),
+            click.option("--corpus", type=click.Path(dir_okay=False),
+                         help="Retrieval evaluation: the corpus file (id and text columns, or .txt lines); the "
+                              "evaluation file is then the queries."),
+            click.option("--relevance", type=click.Path(dir_okay=False),
+                         help="Retrieval evaluation: query-id, corpus-id[, score] rows (BEIR qrels)."),
         ]
     if task == "ner":
         return [
@@ -102,6 +126,22 @@ _QA_TRAIN = [
     click.option("--articles", help="START:STOP slice of the training file's articles."),
     click.option("--eval-articles", help="START:STOP slice of the eval file's articles."),
 ]
+_EMBED_TRAIN = [
+    click.option("--format", "format", type=click.Choice(["tsv", "csv", "jsonl"]),
+                 help="Pair file format (default: from the extension; .json is SQuAD or JSON Lines)."),
+    click.option("--header/--no-header", "header", default=option_defaults("embed")["header"],
+                 help="Whether CSV/TSV files have a header row (default: they have)."),
+    click.option("--loss", type=click.Choice(["mnrl", "cosine"]),
+                 help="mnrl: in-batch negatives on (anchor, positive[, negative]); cosine: squared error of the "
+                      "cosine on (anchor, other, score) (default: cosine when there is a score column)."),
+    click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=option_defaults("embed")["scale"],
+                 show_default=True, help="mnrl: cosines times this (1 / temperature)."),
+    click.option("--pooling", type=click.Choice(["mean", "cls", "max", "mean_sqrt_len"]),
+                 help="Pooling of a new embedder (default: the --init model's, else mean)."),
+    click.option("--normalize/--no-normalize", "normalize", default=None,
+                 help="L2-normalize a new embedder's vectors (default: the --init model's, else yes)."),
+    *_QA_TRAIN,
+]
 
 
 def _options(*groups):
@@ -115,7 +155,7 @@ def _options(*groups):
 
 @click.group()
 def finetune():
-    """Fine-tune a model directory: classify, ner or qa.
+    """Fine-tune a model directory: classify, ner, qa or embed.
 
     Every epoch is evaluated on --eval with the task metric and the best epoch is
     saved to --out with metrics.json, training_curve.png and TensorBoard logs.
@@ -128,7 +168,7 @@ def _run(task, init, train, eval_, out, **options):
     metrics = result["metrics"]
     click.echo(json.dumps({k: metrics[k] for k in ("eval", "best_epoch", "train_wall_time_s") if k in metrics},
                           indent=2))
-    click.echo(f"wrote {result['model_dir'].path}")
+    click.echo(f"wrote {result['adapter'] if result.get('adapter') else result['model_dir'].path}")
 
 
 @finetune.command()
@@ -162,19 +202,36 @@ def qa(init, train, eval_, out, **options):
     _run("qa", init, train, eval_, out, **options)
 
 
+@finetune.command()
+@_options(_COMMON, _seq_len("embed"), _task_option_groups("embed", True), _EMBED_TRAIN)
+def embed(init, train, eval_, out, **options):
+    """Sentence embeddings from text pairs (model.fit, in-batch negatives).
+
+    TSV/CSV/JSONL (anchor, positive[, negative]) or (anchor, other, score) rows, or
+    a SQuAD JSON file ((question, paragraph) pairs; --articles slices it). --eval: a
+    SQuAD file or pair file without scores (retrieval: Recall@1/@10, MRR@10, nDCG@10),
+    queries with --corpus and --relevance, or scored pairs (Spearman; 0/1: accuracy,
+    F1, ROC AUC).
+    Example: kbert finetune embed --init runs/minilm --train pairs.tsv --eval dev_pairs.tsv --out runs/emb
+    """
+    _run("embed", init, train, eval_, out, **options)
+
+
 @click.command()
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="Labelled data file.")
 @click.option("--batch-size", default=api_default(run_evaluate, "batch_size"), show_default=True,
               type=click.IntRange(min=1))
 @click.option("--seq-len", type=int, help="Default: the model directory's.")
-@_options(*(_task_option_groups(task, False) for task in ("classify", "ner", "qa")))
-@click.option("--articles", help="QA: START:STOP slice of the file's articles.")
+@_options(*(_task_option_groups(task, False) for task in ("classify", "ner", "qa", "embed")))
+@click.option("--articles", help="SQuAD files (qa, embed): START:STOP slice of the file's articles.")
 def evaluate(model_dir, data, batch_size, seq_len, **options):
     """Evaluate a fine-tuned model directory; prints the metrics as JSON.
 
     Reading options apply to the model's task (a classify model takes
-    --text-column, not --doc-stride).
+    --text-column, not --doc-stride). An embed model is evaluated as retrieval
+    (a SQuAD file, pairs without scores, or queries with --corpus and
+    --relevance) or on scored pairs.
     Example: kbert evaluate runs/sst2 --data sst2/dev.tsv
     """
     start_tensorflow()
@@ -198,7 +255,8 @@ def predict(model_dir, texts, pairs, contexts, input_path, batch_size, text_colu
     """Predict on raw text; prints one JSON object per input.
 
     classify: label + probabilities; ner: entities with character offsets;
-    qa: answer text + score + character span (give --context).
+    qa: answer text + score + character span (give --context); embed: the
+    embedding (with --pair: the cosine of the two texts).
     Examples: kbert predict runs/sst2 "a gripping film" ;
     kbert predict runs/qa "Who wrote it?" --context "It was written by Ann."
     """

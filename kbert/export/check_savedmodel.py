@@ -1,11 +1,13 @@
 """Run an exported SavedModel the way TF Serving would: a fresh process that
 imports only tensorflow and tensorflow_text (no kbert).
 
-    python check_savedmodel.py SAVED_MODEL INPUTS.npz TEXTS.json OUT.npz [LATENCY_RUNS]
+    python check_savedmodel.py SAVED_MODEL INPUTS.npz TEXTS.json OUT.npz [LATENCY_RUNS [SIGNATURES.json]]
 
 Writes the `ids` signature's outputs on INPUTS, the `serving_default`
 outputs on the raw TEXTS (prefixed `text.`), and the median batch-1 latency
-of `serving_default` in milliseconds (`latency_ms`, 2 threads).
+of `serving_default` in milliseconds (`latency_ms`, 2 threads). SIGNATURES
+maps other signatures to their inputs (`{"similarity": {"text": [...],
+"text_pair": [...]}}`); their outputs are prefixed with the name and a dot.
 """
 
 import json
@@ -20,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  (registers the tokenizer ops)
 
 
-def main(path, inputs_path, texts_path, out_path, runs=50):
+def main(path, inputs_path, texts_path, out_path, runs=50, signatures_path=None):
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(2)
     loaded = tf.saved_model.load(path)
@@ -40,6 +42,12 @@ def main(path, inputs_path, texts_path, out_path, runs=50):
         out = serve(**{k: tf.constant(v[start:start + 64]) for k, v in feed.items()})
         for k, v in out.items():
             results.setdefault("text." + k, []).append(v.numpy())
+    if signatures_path:
+        with open(signatures_path, encoding="utf-8") as f:
+            for name, values in json.load(f).items():
+                out = loaded.signatures[name](**{k: tf.constant(np.array(v, dtype=object)) for k, v in values.items()})
+                for k, v in out.items():
+                    results.setdefault(f"{name}.{k}", []).append(v.numpy())
     times = []
     one = {k: tf.constant(v[:1]) for k, v in feed.items()}
     serve(**one)

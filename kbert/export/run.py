@@ -2,6 +2,7 @@
 each against the Keras model, and move the directory into place only when all
 pass their thresholds."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -14,17 +15,40 @@ from kbert.config import check_seq_len
 from kbert.errors import ConfigError, DataError, KbertError
 from kbert.io import read_json, write_json
 from kbert.outputs import output_dir, output_kind, require_space, writes_output
-from kbert.export.tflite import MODES, TFLITE_INPUTS
+from kbert.export.metadata import ExportMetadata
+from kbert.export.tflite import DEFAULT_MODES, INTEGER_MODES, MODES, TFLITE_INPUTS, ids_outputs
 from kbert.export.verify import Verifier, check_rows, compare, latency_ms, size_bytes as _size
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 # What an encoder's export is checked on (it has no evaluation data).
 ENCODER_TEXTS = ["kbert exports the encoder too.", "A second sentence."]
+# What an embedder's export is checked on when it has no evaluation data:
+# short and long, similar and unrelated, accented, empty.
+EMBED_TEXTS = [
+    "A man is playing a guitar.", "Someone plays an acoustic guitar on stage.", "The stock market fell sharply today.",
+    "Shares dropped as investors worried about interest rates.", "How do I reset my password?",
+    "To change your password, open Settings and choose Security, then follow the steps sent to your e-mail.",
+    "Café au lait, naïve résumé.", "", "kbert exports sentence embedders to TF Serving, TFLite and ONNX.",
+    "The cat sat on the mat.",
+]
+# Vector models (embeddings): the least cosine between an artifact's vectors
+# and the Keras model's, per artifact; and the most the `similarity`
+# signature may differ from the cosine of the Keras vectors.
+DEFAULT_COSINE_THRESHOLDS = {
+    "savedmodel_min_cosine": 0.9999, "onnx_min_cosine": 0.9999, "tflite_float32_min_cosine": 0.9999,
+    "tflite_float16_min_cosine": 0.999, "tflite_dynamic_min_cosine": 0.95, "tflite_int8_min_cosine": 0.9,
+    "tflite_int16x8_min_cosine": 0.95,
+    "onnx_dynamic_min_cosine": 0.95, "similarity_max_abs_diff": 1e-4,
+}
 # Label agreement with the Keras model (fraction), and the most the task metric
 # may drop (points) for full int8.
 DEFAULT_THRESHOLDS = {
     "savedmodel": 1.0, "onnx": 1.0, "tflite_float32": 1.0, "tflite_float16": 0.995,
-    "tflite_dynamic": 0.99, "tflite_int8_metric_drop": 1.0, "onnx_dynamic_metric_drop": 1.0,
+    "tflite_dynamic": 0.99, "tflite_int8_metric_drop": 1.0, "tflite_int16x8_metric_drop": 1.0,
+    "onnx_dynamic_metric_drop": 1.0,
+    # MediaPipe from raw ASCII text vs the same TFLite file on kbert's tokens
+    # (kbert/export/metadata.py; other text can differ: MediaPipe keeps accents).
+    "mediapipe": 0.99,
 }
 
 QUANTIZATION = {
@@ -34,8 +58,13 @@ QUANTIZATION = {
     "tflite_float32": "none",
     "tflite_float16": "float16 weights, float32 compute",
     "tflite_dynamic": "int8 weights, activations quantized at run time",
-    "tflite_int8": "int8 weights and activations, calibrated; LayerNorm, masked softmax, residual adds and "
-                   "the feed-forward output projection stay float32; int32 inputs, float32 outputs",
+    "tflite_int8": "integer-only: int8 weights (a scale per channel) and int8 activations (calibrated), every op "
+                   "int8/int32; int32 inputs, float32 outputs through one final dequantize; converted from an "
+                   "equivalent graph that rescales the residual stream's outlier channels "
+                   "(kbert/export/quantized_graph.py)",
+    "tflite_int16x8": "integer-only: int8 weights (a scale per channel) and int16 activations (calibrated, "
+                      "TFLite's 16x8 mode); int32 inputs, float32 outputs through one final dequantize; same "
+                      "graph as int8",
 }
 
 
@@ -57,7 +86,7 @@ def _inputs(arguments):
 
 
 @writes_output("export", inputs=_inputs)
-def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=None, eval_size=500,
+def export(model_dir, out, formats=FORMATS, quantize=DEFAULT_MODES, seq_len=None, eval=None, eval_size=500,
            calibration=None, calibration_size=200, version=None, thresholds=None, latency_runs=50,
            pair=None, progress=print, overwrite=False):
     """Export `model_dir` under `out` and verify every artifact.
@@ -69,7 +98,9 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
             its other SavedModel versions. Checked and locked before the work
             starts; anything else there is refused unless `overwrite`.
         formats: any of "savedmodel", "tflite", "onnx".
-        quantize: TFLite modes: "float32", "float16", "dynamic", "int8".
+        quantize: TFLite modes: "float32", "float16", "dynamic", "int8"
+            (integer-only), "int16x8" (integer-only, int16 activations; not
+            in the default).
             ONNX always writes onnx/model.onnx (float32) and, with
             "dynamic", onnx/model_dynamic.onnx (int8 weights).
         seq_len: fixed TFLite length and SavedModel padding (default: the
@@ -108,6 +139,8 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
     model = spec.export_model(load_model(model_dir))  # a pre-trained model exports its encoder
     require_space(out, _expected_bytes(model, formats, quantize, out))
     task_name = spec.exports
+    if spec.vectors:
+        limits = {**DEFAULT_COSINE_THRESHOLDS, **limits}
     # Set up with the options it was fine-tuned with (QA windows, answer rules...).
     task = model_dir_task(info) if spec.task is not None else None
     labels = info.labels or None
@@ -117,15 +150,16 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
     data = features = reference = None
     if task is not None:
         eval = eval or (info.metrics.get("eval") or {}).get("file")
-        if not eval:
+        if not eval and not spec.vectors:  # an embedder without one is checked on EMBED_TEXTS
             raise DataError(f"{model_dir}: no evaluation file to verify the export with: pass --eval FILE")
+    if task is not None and eval:
         data = _head(task.read(eval, split="eval"), eval_size)
         features = task.features(data, tokenizer, labels, seq_len)
         reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
         if pair is None:
             pair = task.takes_pair(data)
     else:
-        features = {k: np.asarray(v) for k, v in tokenizer(ENCODER_TEXTS, seq_len=seq_len).items()}
+        features = {k: np.asarray(v) for k, v in tokenizer(_plain_texts(task_name), seq_len=seq_len).items()}
         reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
 
     out = os.path.abspath(os.fspath(out))
@@ -133,7 +167,8 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
     with output_dir(out, "export") as work:
         if output_kind(out) == "export" and os.path.isdir(os.path.join(out, "serving")):
             shutil.copytree(os.path.join(out, "serving"), os.path.join(work, "serving"))
-        verifier = Verifier(work, features, reference, data=data, task=task, labels=labels, runs=latency_runs)
+        verifier = Verifier(work, features, reference, data=data, task=task, labels=labels, runs=latency_runs,
+                            vectors=spec.vectors)
         rows = [verifier.keras_row(model)]
         with open(os.path.join(work, "vocab.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(info.vocab) + "\n")
@@ -143,8 +178,12 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
             progress("SavedModel ...")
             rows.append(_savedmodel(work, version, model, tokenizer, task_name, seq_len, pair, verifier))
         if "tflite" in formats:
+            # MediaPipe Tasks metadata in each file, checked on the eval texts (kbert/export/metadata.py).
+            metadata = ExportMetadata(task_name, model, tokenizer, info.vocab, labels, info.lowercase, pair,
+                                      seq_len, task.serving_texts(data)["text"] if data is not None
+                                      else _plain_texts(task_name))
             rows += _tflite(work, model, seq_len, quantize, calibration or (info.metrics.get("train") or {}).get("file"),
-                            calibration_size, tokenizer, verifier, progress)
+                            calibration_size, tokenizer, verifier, progress, metadata)
         if "onnx" in formats:
             progress("ONNX ...")
             rows += _onnx(work, model, quantize, verifier, progress)
@@ -157,11 +196,13 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
         card = {
             "task": task_name, "seq_len": seq_len, "lowercase": info.lowercase, "labels": labels or [],
             "tflite_inputs": {k: f"int32 [1, {seq_len}]" for k in TFLITE_INPUTS},
-            "tflite_outputs": sorted(reference), "savedmodel_signatures": ["serving_default", "ids"],
+            "tflite_outputs": sorted(ids_outputs(model, reference)), "savedmodel_signatures": ["serving_default", "ids"],
             "quantization": {r["artifact"]: QUANTIZATION[r["artifact"]] for r in rows
                              if r["artifact"] in QUANTIZATION},
             "metrics": {r["artifact"]: r.get("metric") for r in rows},
         }
+        if spec.vectors:
+            card["savedmodel_signatures"].append("similarity")
         write_json(os.path.join(work, "model_card.json"), card)
         write_json(os.path.join(work, "report.json"), report)
         with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as f:
@@ -171,7 +212,7 @@ def export(model_dir, out, formats=FORMATS, quantize=MODES, seq_len=None, eval=N
     return report
 
 
-_TFLITE_SHARE = {"float32": 1.0, "float16": 0.5, "dynamic": 0.25, "int8": 0.25}
+_TFLITE_SHARE = {"float32": 1.0, "float16": 0.5, "dynamic": 0.25, "int8": 0.25, "int16x8": 0.25}
 
 
 def _expected_bytes(model, formats, quantize, out):
@@ -212,14 +253,18 @@ def _savedmodel(work, version, model, tokenizer, task_name, seq_len, pair, verif
     task, data, features, reference = verifier.task, verifier.data, verifier.features, verifier.reference
     serving_archive(model, tokenizer, task or task_name, verifier.labels, seq_len, pair=pair).write_out(
         path, verbose=False)
-    texts = task.serving_texts(data, pair) if task is not None else {"text": ENCODER_TEXTS}
+    texts = task.serving_texts(data, pair) if data is not None else {"text": _plain_texts(task_name)}
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(os.path.join(tmp, "inputs.npz"), **model_inputs(features))
         write_json(os.path.join(tmp, "texts.json"), texts)
+        signatures = []
+        if verifier.vectors:
+            signatures = [os.path.join(tmp, "signatures.json")]
+            write_json(signatures[0], _vector_signature_inputs(texts["text"]))
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_savedmodel.py")
         result = subprocess.run([sys.executable, script, path, os.path.join(tmp, "inputs.npz"),
-                                 os.path.join(tmp, "texts.json"), os.path.join(tmp, "out.npz"), str(verifier.runs)],
-                                capture_output=True, text=True)
+                                 os.path.join(tmp, "texts.json"), os.path.join(tmp, "out.npz"), str(verifier.runs),
+                                 *signatures], capture_output=True, text=True)
         if result.returncode != 0:
             raise ExportError(f"{path}: the SavedModel failed in a fresh TensorFlow process: "
                               f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}")
@@ -228,7 +273,9 @@ def _savedmodel(work, version, model, tokenizer, task_name, seq_len, pair, verif
     row = verifier.row("savedmodel", path, {k: out[k] for k in reference}, round(float(out["latency_ms"]), 2))
     # The raw-string signature must agree with the Keras model on the same texts.
     text_logits = {k: out["text." + k] for k in reference if "text." + k in out}
-    if text_logits:
+    if verifier.vectors:
+        row.update(_vector_signature_fields(out, reference, len(texts["text"])))
+    elif text_logits:
         texts_at, rows_at = _one_window(features, len(next(iter(text_logits.values()))))
         row["text_max_abs_diff"], row["text_agreement"] = compare(
             {k: v[texts_at] for k, v in text_logits.items()}, {k: v[rows_at] for k, v in reference.items()},
@@ -256,29 +303,48 @@ def _one_window(features, n_texts):
     return texts, np.array([first_row[int(t)] for t in texts], dtype=int)
 
 
-def _tflite(work, model, seq_len, modes, calibration, calibration_size, tokenizer, verifier, progress):
-    from kbert.export.tflite import convert, ids_archive
+def _tflite(work, model, seq_len, modes, calibration, calibration_size, tokenizer, verifier, progress,
+            metadata=None):
+    from kbert.export.tflite import convert, inspect_ops, write_ids_model
     from kbert.tasks.base import model_inputs
+
+    # The files return the task's TFLite outputs (a classifier's probabilities).
+    checked = dataclasses.replace(verifier, reference={k: np.asarray(v) for k, v in
+                                                       ids_outputs(model, verifier.reference).items()})
 
     rows = []
     directory = os.path.join(work, "tflite")
     os.makedirs(directory, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        saved = os.path.join(tmp, "ids_model")
-        ids_archive(model, seq_len).write_out(saved, verbose=False)
-        calib = None
-        if "int8" in modes:
+        calib = rows_for_calibration = None
+        if any(mode in INTEGER_MODES for mode in modes):
             calib = os.path.join(tmp, "calibration.npz")
-            np.savez(calib, **_calibration(verifier, calibration, calibration_size, tokenizer, seq_len))
+            rows_for_calibration = _calibration(verifier, calibration, calibration_size, tokenizer, seq_len)
+            np.savez(calib, **rows_for_calibration)
+        # One SavedModel for the float modes, one per full-integer mode (its graph, see quantized_graph).
+        saved, plans = {}, {}
         for mode in modes:
+            graph = mode if mode in INTEGER_MODES else "float"
+            if graph not in saved:
+                saved[graph] = os.path.join(tmp, f"ids_model_{graph}")
+                plans[graph] = write_ids_model(model, seq_len, saved[graph], mode, rows_for_calibration)
             progress(f"TFLite {mode} ...")
             path = os.path.join(directory, f"model_{mode}.tflite")
             try:
-                convert(saved, path, mode, calib)
+                convert(saved[graph], path, mode, calib)
             except RuntimeError as e:
                 raise ExportError(str(e)) from None
+            mediapipe = metadata(path) if metadata is not None else None
             out, latency = _run_tflite(path, model_inputs(verifier.features), verifier.runs)
-            rows.append(verifier.row(f"tflite_{mode}", path, out, latency))
+            rows.append(checked.row(f"tflite_{mode}", path, out, latency))
+            # What the file computes in, read back from it (not assumed from the mode).
+            ops = inspect_ops(path)
+            rows[-1].update(integer_only=ops["integer_only"], activations=ops["activations"],
+                            float_ops=ops["float_ops"])
+            if plans[graph] is not None:
+                rows[-1]["quantized_graph"] = plans[graph]
+            if mediapipe is not None:
+                rows[-1]["mediapipe"] = mediapipe
     return rows
 
 
@@ -347,17 +413,90 @@ def _run_onnx(name, path, verifier):
 
 
 def report_markdown(report):
+    if any(r.get("min_cosine") is not None for r in report["artifacts"]):
+        return _vector_report_markdown(report)
     lines = [
         f"# Export report: {report['model_dir']} ({report['task']}, seq_len {report['seq_len']})", "",
         f"Verified on {report['eval']['examples']} examples of `{report['eval']['file']}`; "
         "latency: batch 1, median of the runs, 2 threads.", "",
-        "| artifact | size (MB) | metric | label agreement | max abs diff | latency (ms) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| artifact | size (MB) | metric | label agreement | max abs diff | latency (ms) | integer-only |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["artifacts"]:
         size = f"{r['bytes'] / 1e6:.1f}" if r["bytes"] else "-"
         metric = "-" if r["metric"] is None else f"{r['metric']:.2f}"
         lines.append(f"| {r['artifact']} | {size} | {metric} | {100 * r['agreement']:.2f}% | "
-                     f"{r['max_abs_diff']:.2e} | {r['latency_ms']} |")
+                     f"{r['max_abs_diff']:.2e} | {r['latency_ms']} | {integer_only_cell(r)} |")
+    lines += ["", "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"]), ""]
+    return "\n".join(lines)
+
+
+def integer_only_cell(row):
+    """The report's integer-only column: "yes (int8)" / "no (float32: FULLY_CONNECTED x38, ...)" for a
+    TFLite file (from `kbert.export.tflite.inspect_ops`), "-" for other artifacts."""
+    if row.get("integer_only") is None:
+        return "-"
+    if row["integer_only"]:
+        return f"yes ({row['activations']})"
+    top = sorted(row["float_ops"].items(), key=lambda item: -item[1])[:3]
+    return f"no ({row['activations']}; float: " + ", ".join(f"{op} x{n}" for op, n in top) + \
+        (", ..." if len(row["float_ops"]) > 3 else "") + ")"
+
+
+# --- vector models (embeddings): checked by cosine to the Keras vectors -------------------------------
+
+
+def _plain_texts(task_name):
+    """What a model without evaluation data is checked on."""
+    from kbert.tasks import registry
+
+    return EMBED_TEXTS if registry.spec(task_name).vectors else ENCODER_TEXTS
+
+
+_SIMILARITY_PAIRS = 64
+
+
+def _vector_signature_inputs(texts):
+    """The `similarity` signature's inputs: each text with the next one."""
+    pairs = list(zip(texts, texts[1:]))[:_SIMILARITY_PAIRS]
+    return {"similarity": {"text": [a for a, _ in pairs], "text_pair": [b for _, b in pairs]}}
+
+
+def _vector_signature_fields(out, reference, n_texts):
+    """The raw-text signatures of an embedder against the Keras vectors:
+    `serving_default`'s min cosine, `similarity`'s largest difference from
+    the cosine of the Keras vectors of each pair."""
+    from kbert.embedding_metrics import pair_cosines
+    from kbert.export.verify import cosines
+
+    fields = {}
+    served = {k: out["text." + k] for k in reference if "text." + k in out}
+    if served:
+        fields["text_min_cosine"] = float(cosines(served, {k: v[:n_texts] for k, v in reference.items()}).min())
+    if "similarity.similarity" in out:
+        vectors = next(iter(reference.values()))
+        pairs = min(n_texts - 1, _SIMILARITY_PAIRS)
+        expected = pair_cosines(vectors[:pairs], vectors[1:pairs + 1])
+        fields["similarity_max_abs_diff"] = float(np.max(np.abs(out["similarity.similarity"] - expected))) \
+            if pairs > 0 else 0.0
+    return fields
+
+
+def _vector_report_markdown(report):
+    lines = [
+        f"# Export report: {report['model_dir']} ({report['task']}, seq_len {report['seq_len']})", "",
+        (f"Verified on {report['eval']['examples']} examples of `{report['eval']['file']}`" if report["eval"]["file"]
+         else f"Verified on the {len(EMBED_TEXTS)} built-in sentences")
+        + "; cosine of each artifact's vectors to the Keras model's; latency: batch 1, median of the runs, "
+        "2 threads.", "",
+        "| artifact | size (MB) | Recall@10 | metric | min cosine | mean cosine | latency (ms) | integer-only |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["artifacts"]:
+        size = f"{r['bytes'] / 1e6:.1f}" if r["bytes"] else "-"
+        recall = "-" if r.get("recall@10") is None else f"{r['recall@10']:.2f}"
+        metric = "-" if r["metric"] is None else f"{r['metric']:.2f}"
+        lines.append(f"| {r['artifact']} | {size} | {recall} | {metric} | {r['min_cosine']:.6f} | "
+                     f"{r['mean_cosine']:.6f} | {r['latency_ms']} | {integer_only_cell(r)} |")
     lines += ["", "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"]), ""]
     return "\n".join(lines)

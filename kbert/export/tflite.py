@@ -1,4 +1,5 @@
-"""TFLite (LiteRT) models for Android: ids in, logits out, builtin ops only.
+"""TFLite (LiteRT) models for Android: ids in, the task's outputs out (a
+classifier's `probabilities`, see `ids_outputs`), builtin ops only.
 
 The Keras model is wrapped in a `keras.export.ExportArchive` whose one
 endpoint takes the TFLite Task Library's input names (`ids`, `mask`,
@@ -12,33 +13,39 @@ ops fails with the op names instead of producing a file an app cannot run.
 Modes:
     float32: as trained.
     float16: weights stored as float16 (computed in float32 on CPU).
-    dynamic: dynamic-range int8: int8 weights, activations quantized on the fly.
-    int8: integer quantization calibrated on `calibration` examples: int8
-        weights and activations for the embeddings, every attention and
-        feed-forward-in matmul and GELU; int32 inputs, float32 outputs. The
-        ops where BERT's activations have outliers stay float32 (`FLOAT_OPS`):
-        LayerNorm, the masked softmax, the residual adds and the feed-forward
-        output projection. Quantizing those too (plain full-int8) cost 5 to 30
-        points of SST-2 accuracy on MiniLM; with them in float the loss is
-        within a point (benchmarks/README.md). The split is made with
-        `tf.lite.experimental.QuantizationDebugger`'s denylist, TFLite's own
-        tool for selective quantization.
+    dynamic: dynamic-range int8: int8 weights, activations quantized on the fly
+        (float ops).
+    int8: integer-only: int8 weights (a scale per channel) and int8
+        activations calibrated on `calibration` examples, converted with
+        `TFLITE_BUILTINS_INT8` only. Every op computes on integers: the int32
+        ids index int8 embedding tables, and the one float op is the final
+        DEQUANTIZE that hands the outputs back as float32 (the interface apps
+        read; an accelerator leaves that boundary op to the CPU). Converted
+        from `kbert.export.quantized_graph`, the same function as the Keras
+        model written so that per-tensor int8 activations hold BERT's outlier
+        channels (see there).
+    int16x8: integer-only with int16 activations and int8 weights (TFLite's
+        16x8 mode, `EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8`),
+        from the same graph: finer activations where an accelerator has int16
+        kernels.
+`inspect_ops` reads a file's op list and tensor types back with the
+interpreter; the export report states from it whether each file is
+integer-only.
 """
 
+import collections
 import json
 import os
-import re
 import subprocess
 import sys
 
-MODES = ("float32", "float16", "dynamic", "int8")
+MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
+# What an export writes unless asked: 16x8 is for accelerators with int16
+# kernels (on CPU LiteRT runs it with reference kernels, several times slower).
+DEFAULT_MODES = ("float32", "float16", "dynamic", "int8")
+# Full-integer modes: the activation type each is converted with.
+INTEGER_MODES = {"int8": "int8", "int16x8": "int16"}
 TFLITE_INPUTS = {"ids": "token_ids", "mask": "padding_mask", "segment_ids": "segment_ids"}
-# Output tensor names (from the Keras layer names) of the ops int8 keeps float.
-FLOAT_OPS = re.compile(
-    r"norm(_\d+)?/"  # LayerNorm: embeddings' layer_norm, attention_norm, output_norm
-    r"|transformer_layer_\d+(_\d+)?/(add(_\d+)?|Softmax)$"  # mask add, residual adds, softmax
-    r"|transformer_layer_\d+(_\d+)?/output(_\d+)?/"  # feed-forward output projection
-)
 
 
 def ids_archive(model, seq_len):
@@ -52,11 +59,52 @@ def ids_archive(model, seq_len):
     archive.track(model)
 
     def fn(ids, mask, segment_ids):
-        return call_model(model, {"token_ids": ids, "segment_ids": segment_ids, "padding_mask": mask})
+        outputs = call_model(model, {"token_ids": ids, "segment_ids": segment_ids, "padding_mask": mask})
+        return ids_outputs(model, outputs)
 
     specs = [tf.TensorSpec([1, seq_len], tf.int32, name=n) for n in TFLITE_INPUTS]
     archive.add_endpoint("serving_default", fn, input_signature=specs)
     return archive
+
+
+def write_ids_model(model, seq_len, out, mode="float32", calibration_rows=None):
+    """Write the ids-in SavedModel that `mode` is converted from to `out`.
+
+    Args:
+        model: the Keras model exported.
+        seq_len: the fixed length of the TFLite inputs.
+        out: SavedModel directory.
+        mode: one of `MODES`; the full-integer modes (`INTEGER_MODES`) are
+            traced through `kbert.export.quantized_graph`, the others as the
+            model is.
+        calibration_rows: dict of int arrays `token_ids`, `segment_ids`,
+            `padding_mask` `[n, seq_len]` (full-integer modes: the graph's
+            constants are measured on them).
+
+    Returns:
+        The quantized graph's plan summary (full-integer modes), else None.
+    """
+    if mode not in INTEGER_MODES:
+        ids_archive(model, seq_len).write_out(out, verbose=False)
+        return None
+    from kbert.export import quantized_graph
+
+    if calibration_rows is None or not len(calibration_rows["token_ids"]):
+        raise ValueError(f"{mode}: calibration rows are needed")
+    plan = quantized_graph.measure(model, calibration_rows)
+    with quantized_graph.integer_graph(model, plan, INTEGER_MODES[mode]):
+        ids_archive(model, seq_len).write_out(out, verbose=False)
+    return plan.summary()
+
+
+def ids_outputs(model, outputs):
+    """The TFLite file's outputs from the model's raw `outputs` (a dict of
+    tensors or arrays): what the task's serving module makes of them
+    (`ids_outputs` there; classify: `probabilities`), else unchanged."""
+    from kbert.tasks import registry
+
+    post = getattr(registry.spec_of(model).serving_module(), "ids_outputs", None)
+    return post(outputs) if post is not None else outputs
 
 
 def convert(saved_model, out, mode, calibration=None):
@@ -116,63 +164,81 @@ def _convert_here(saved_model, out, mode, calibration):
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode in INTEGER_MODES:
+        _integer_converter(converter, mode, calibration)
     try:
-        blob = _int8_model(saved_model, calibration) if mode == "int8" else converter.convert()
+        blob = converter.convert()
     except Exception as e:  # the converter raises ConverterError with the op list
         message = " ".join(str(e).split())
-        print(f"kbert-convert: {mode}: TFLite conversion failed with builtin ops only: {message[:1500]}",
-              file=sys.stderr)
+        ops = "int8 builtin ops" if mode == "int8" else ("16x8 builtin ops" if mode == "int16x8" else "builtin ops")
+        print(f"kbert-convert: {mode}: TFLite conversion failed with {ops} only: {message[:1500]}", file=sys.stderr)
         sys.exit(1)
     with open(out, "wb") as f:
         f.write(blob)
     print(json.dumps({"mode": mode, "bytes": len(blob)}))
 
 
-def _int8_model(saved_model, calibration):
+def _integer_converter(converter, mode, calibration):
+    """Full-integer settings: calibrated on the .npz rows, integer builtins
+    only (weights per channel, TFLite's default), float32 outputs."""
     import numpy as np
     import tensorflow as tf
 
-    interpreter = _float_interpreter(saved_model)
-    order = [d["name"] for d in interpreter.get_input_details()]
-    names = {interpreter._get_tensor_details(i, 0)["name"] for op in interpreter._get_ops_details()
-             for i in op["outputs"]}
-    keep_float = sorted(n for n in names if FLOAT_OPS.search(n))
-    if not keep_float:
-        raise RuntimeError("int8: none of the LayerNorm/softmax/residual ops to keep in float was found; "
-                           "the layer names changed (see FLOAT_OPS)")
     with np.load(calibration) as z:
         rows = {name: z[key].astype(np.int32) for name, key in TFLITE_INPUTS.items()}
 
-    def representative():  # a list in the interpreter's input order, as the debugger wants
+    def representative():
         for i in range(len(rows["ids"])):
-            yield [rows[_input_name(name)][i:i + 1] for name in order]
+            yield {name: values[i:i + 1] for name, values in rows.items()}
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
-    # Int8 builtins plus float builtins for the FLOAT_OPS.
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    # Token ids stay int32 (they index the embedding table); logits come back float32.
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if mode == "int8"
+        else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    # The ids stay int32 (they index the tables); outputs come back as float32
+    # through one DEQUANTIZE, so apps read every mode alike.
     converter.inference_output_type = tf.float32
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative,
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float))
-    return debugger.get_nondebug_quantized_model()
 
 
-def _float_interpreter(saved_model):
-    import tensorflow as tf
+_FLOAT_TYPES = ("float16", "float32", "float64")
+
+
+def inspect_ops(path):
+    """What a .tflite file computes in, read back with the interpreter (its
+    op list and the types of every op's tensors), not assumed from the mode.
+
+    Returns:
+        A dict: `integer_only` (no op reads or writes a float tensor, apart
+        from a DEQUANTIZE that writes a model output or a QUANTIZE that reads
+        a model input), `float_ops` (op name -> count of the other ops that
+        do), `boundary` (those DEQUANTIZE / QUANTIZE ops), `activations`
+        (the element type most op outputs have, int32/bool index tensors
+        aside) and `ops` (op name -> count).
+    """
+    import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return Interpreter(model_content=converter.convert())
-
-
-def _input_name(tensor_name):
-    """`serving_default_ids:0` -> `ids`."""
-    name = tensor_name.split(":")[0]
-    return name[len("serving_default_"):] if name.startswith("serving_default_") else name
+    interpreter = Interpreter(model_path=os.fspath(path))
+    dtype = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    inputs = {d["index"] for d in interpreter.get_input_details()}
+    outputs = {d["index"] for d in interpreter.get_output_details()}
+    ops, float_ops, boundary, written = (collections.Counter() for _ in range(4))
+    for op in interpreter._get_ops_details():
+        name = op["op_name"]
+        ins, outs = [i for i in op["inputs"] if i >= 0], [i for i in op["outputs"] if i >= 0]
+        ops[name] += 1
+        for i in outs:
+            if dtype[i] not in ("int32", "int64", "bool"):
+                written[dtype[i]] += 1
+        if not any(dtype[i] in _FLOAT_TYPES for i in ins + outs):
+            continue
+        if (name == "DEQUANTIZE" and set(outs) <= outputs) or (name == "QUANTIZE" and set(ins) <= inputs):
+            boundary[name] += 1
+        else:
+            float_ops[name] += 1
+    return {"integer_only": not float_ops, "float_ops": dict(float_ops), "boundary": dict(boundary),
+            "activations": written.most_common(1)[0][0] if written else None, "ops": dict(ops)}
 
 
 if __name__ == "__main__":

@@ -67,21 +67,33 @@ class Verifier:
     task: object = None
     labels: list = None
     runs: int = 50
+    vectors: bool = False
 
-    def metric(self, outputs):
-        """The task metric of `outputs`, in points (None without a task)."""
-        if self.task is None:
+    def scores(self, outputs):
+        """The task's metrics dict of `outputs` (None without a task or data)."""
+        if self.task is None or self.data is None:
             return None
-        scores = self.task.score(self.data, self.features,
-                                 outputs if len(outputs) > 1 else next(iter(outputs.values())), self.labels)
+        return self.task.score(self.data, self.features,
+                               outputs if len(outputs) > 1 else next(iter(outputs.values())), self.labels)
+
+    def metric(self, outputs, scores=None):
+        """The task metric of `outputs`, in points (None without a task)."""
+        scores = self.scores(outputs) if scores is None else scores
+        if scores is None:
+            return None
         value = scores[self.task.metric]
         return round(value if self.task.metric_in_percent else 100.0 * value, 3)
 
     def row(self, artifact, path, outputs, latency):
         """The report row of an artifact whose outputs on `features` are `outputs`."""
         diff, agree = compare(outputs, self.reference, self.features)
-        return {"artifact": artifact, "path": os.path.relpath(path, self.work), "bytes": size_bytes(path),
-                "metric": self.metric(outputs), "agreement": agree, "max_abs_diff": diff, "latency_ms": latency}
+        scores = self.scores(outputs)
+        row = {"artifact": artifact, "path": os.path.relpath(path, self.work), "bytes": size_bytes(path),
+               "metric": self.metric(outputs, scores), "agreement": agree, "max_abs_diff": diff,
+               "latency_ms": latency}
+        if self.vectors:
+            row.update(vector_fields(outputs, self.reference, scores))
+        return row
 
     def keras_row(self, model):
         """The reference row: the Keras model itself (batch-1 latency through
@@ -89,9 +101,36 @@ class Verifier:
         from kbert.tasks.base import model_inputs
 
         one = {k: v[:1] for k, v in model_inputs(self.features).items()}
-        return {"artifact": "keras", "path": None, "bytes": None, "metric": self.metric(self.reference),
-                "agreement": 1.0, "max_abs_diff": 0.0,
-                "latency_ms": latency_ms(lambda: model.predict_on_batch(one), self.runs)}
+        scores = self.scores(self.reference)
+        row = {"artifact": "keras", "path": None, "bytes": None, "metric": self.metric(self.reference, scores),
+               "agreement": 1.0, "max_abs_diff": 0.0,
+               "latency_ms": latency_ms(lambda: model.predict_on_batch(one), self.runs)}
+        if self.vectors:
+            row.update(vector_fields(self.reference, self.reference, scores))
+        return row
+
+
+def cosines(outputs, reference):
+    """Row-wise cosine of each output array with its reference (vectors)."""
+    found = []
+    for key, ref in reference.items():
+        got = np.asarray(outputs[key], np.float64)[: len(ref)].reshape(len(ref), -1)
+        ref = np.asarray(ref, np.float64).reshape(len(ref), -1)
+        norms = np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1), 1e-24)
+        found.append(np.sum(got * ref, axis=1) / norms)
+    return np.concatenate(found) if found else np.ones(0)
+
+
+def vector_fields(outputs, reference, scores):
+    """What a row of a vector model (embeddings) reports instead of label
+    agreement (None there): min and mean cosine to the Keras vectors, and
+    Recall@10 (in points) when the evaluation data is a retrieval set."""
+    values = cosines(outputs, reference)
+    fields = {"agreement": None, "min_cosine": float(values.min()) if values.size else 1.0,
+              "mean_cosine": float(values.mean()) if values.size else 1.0}
+    if scores and "recall@10" in scores:
+        fields["recall@10"] = round(100.0 * scores["recall@10"], 3)
+    return fields
 
 
 def check_rows(rows, limits):
@@ -100,7 +139,15 @@ def check_rows(rows, limits):
     keras_metric = rows[0]["metric"]
     for row in rows[1:]:
         name = row["artifact"]
-        if name in ("tflite_int8", "onnx_dynamic"):  # checked on the task metric, not label by label
+        # MediaPipe's own tokenizer on ASCII texts (kbert/export/metadata.py).
+        mediapipe = (row.get("mediapipe") or {}).get("litert_agreement_ascii")
+        if mediapipe is not None and mediapipe < limits.get("mediapipe", 0.0):
+            failures.append(f"{name}: MediaPipe from raw ASCII text agrees with the file on kbert's tokens on "
+                            f"{mediapipe:.4f} < {limits['mediapipe']}")
+        if row.get("min_cosine") is not None:  # vectors: checked by cosine to Keras, not by labels
+            failures += _vector_failures(row, limits)
+            continue
+        if name in ("tflite_int8", "tflite_int16x8", "onnx_dynamic"):  # checked on the task metric, not label by label
             drop = limits[f"{name}_metric_drop"]
             if keras_metric is not None and keras_metric - row["metric"] > drop:
                 failures.append(f"{name}: metric {row['metric']} is more than {drop} points below Keras' "
@@ -114,4 +161,17 @@ def check_rows(rows, limits):
         if row.get("answer_agreement") is not None and row["answer_agreement"] < need:
             failures.append(f"{name}: raw-text answers agree with kbert.predict on "
                             f"{row['answer_agreement']:.4f} < {need}")
+    return failures
+
+
+def _vector_failures(row, limits):
+    name, failures = row["artifact"], []
+    for field in ("min_cosine", "text_min_cosine"):
+        need, value = limits.get(f"{name}_min_cosine"), row.get(field)
+        if value is not None and need is not None and value < need:
+            what = "raw-text signature's min cosine" if field.startswith("text") else "min cosine"
+            failures.append(f"{name}: {what} to the Keras vectors {value:.6f} < {need}")
+    need, value = limits.get("similarity_max_abs_diff"), row.get("similarity_max_abs_diff")
+    if value is not None and need is not None and value > need:
+        failures.append(f"{name}: the similarity signature differs from the Keras cosines by {value:.2e} > {need}")
     return failures

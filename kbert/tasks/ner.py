@@ -78,7 +78,7 @@ class NerTask(Task):
         from kbert.data.ner import decode_ner
 
         f = self.features(sentences, tokenizer, labels, seq_len)
-        logits = predict_arrays(model, model_inputs(f), batch_size)
+        logits = predict_arrays(model, model_inputs(f), batch_size, trim=True)
         return decode_ner(logits.argmax(-1), f, sentences, labels)
 
     def score(self, data, features, outputs, labels):

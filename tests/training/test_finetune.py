@@ -266,3 +266,21 @@ def test_epoch_evaluator_keeps_best_and_stops_early():
     assert epoch == 3 and evaluator.best_epoch == 2
     evaluator.restore_best(model)
     assert model.weights == 1
+
+
+def test_optimizer_is_built_before_the_train_step_is_traced(encoder_dir, sentiment, tmp_path, monkeypatch):
+    # Left to Keras, its slots are made inside the first trace of the train step,
+    # and a tf.function that makes variables is traced twice (kbert.finetune).
+    import keras
+
+    built = []
+    fit = keras.Model.fit
+
+    def spy(self, *args, **kwargs):
+        built.append(self.optimizer.built)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    finetune("classify", encoder_dir, sentiment["train"], tmp_path / "m", epochs=1, batch_size=64, seq_len=16,
+             progress=False)
+    assert built == [True]
