@@ -295,8 +295,17 @@ archive.write_out(sys.argv[2], verbose=False)
 
 
 def _build_latency(work):
-    """`onnx_latency.build` (MiniLM imported at seq 128, its ONNX and TFLite files) in a child process."""
-    run_tf(f"sys.path.insert(0, {HERE!r})\nimport onnx_latency\nonnx_latency.build(sys.argv[1])", work)
+    """`onnx_latency.build` (its ONNX and TFLite files) in a child process, on MiniLM
+    imported first as a plain encoder (`sequence_output`): `kbert import` makes a
+    sentence-transformers checkpoint an `embed` model unless told the architecture."""
+    run_tf(f"""
+sys.path.insert(0, {HERE!r})
+import os, onnx_latency
+from kbert.checkpoints import import_checkpoint
+if not os.path.exists(os.path.join(sys.argv[1], "minilm", "model.keras")):
+    import_checkpoint(str(onnx_latency.hf_dir()), os.path.join(sys.argv[1], "minilm"), "hf",
+                      seq_len=onnx_latency.SEQ_LEN, architecture="BertModel")
+onnx_latency.build(sys.argv[1])""", work)
 
 
 # --- parent ------------------------------------------------------------------------------------------------
