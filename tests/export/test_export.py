@@ -30,19 +30,21 @@ def test_export_all_formats_verified(classifier, tmp_path):
     report = export(model_dir, out, latency_runs=3, progress=lambda m: None)
     assert report["passed"], report["failures"]
     names = [r["artifact"] for r in report["artifacts"]]
+    # The integer-only modes are opt-in (tests/export/test_tflite.py).
     assert names == ["keras", "savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic",
-                     "tflite_int8", "onnx", "onnx_dynamic"]
+                     "onnx", "onnx_dynamic"]
     rows = {r["artifact"]: r for r in report["artifacts"]}
     assert rows["keras"]["metric"] >= 90
     for name in ("savedmodel", "tflite_float32", "onnx"):
         assert rows[name]["agreement"] == 1.0 and rows[name]["max_abs_diff"] < 1e-4, rows[name]
     assert rows["savedmodel"]["text_agreement"] == 1.0  # raw strings in, same answers
     assert rows["tflite_float16"]["bytes"] < rows["tflite_float32"]["bytes"]
-    for path in ("serving/1/saved_model.pb", "tflite/model_int8.tflite", "onnx/model.onnx", "vocab.txt",
+    for path in ("serving/1/saved_model.pb", "tflite/model_dynamic.tflite", "onnx/model.onnx", "vocab.txt",
                  "labels.txt", "model_card.json", "report.json", "report.md"):
         assert (out / path).exists(), path
     assert (out / "labels.txt").read_text().split() == ["neg", "pos"]
-    assert "| tflite_int8 |" in (out / "report.md").read_text()
+    assert "| tflite_dynamic |" in (out / "report.md").read_text()
+    assert not (out / "tflite" / "model_int8.tflite").exists()
     # A second export adds version 2 and keeps version 1.
     export(model_dir, out, formats=["savedmodel"], latency_runs=1, progress=lambda m: None)
     assert sorted(os.listdir(out / "serving")) == ["1", "2"]
