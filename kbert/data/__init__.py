@@ -24,8 +24,8 @@ from kbert.data.ner import (
     encode_ner,
     label_list,
     read_conll,
-    split_words,
 )
+from kbert.data.words import split_words
 from kbert.data.squad import SquadExample, SquadFeatures, encode_squad, postprocess, read_squad
 
 # Loaded from kbert.data.pretraining on first use.

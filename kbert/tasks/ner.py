@@ -89,7 +89,8 @@ class NerTask(Task):
         return metrics.ner_metrics([s.tags for s in data], predicted)
 
     def predict(self, model, tokenizer, labels, seq_len, texts, pairs=None, batch_size=32):
-        from kbert.data.ner import Sentence, entities
+        from kbert.data.ner import Sentence
+        from kbert.data.words import entities
 
         words = text_words(tokenizer, texts)
         outside = "O" if "O" in labels else labels[0]
@@ -119,7 +120,7 @@ def text_words(tokenizer, texts):
     pieces after it, spanning their characters
     (`BertTokenizer.tokenize_with_char_offsets`): the words whose tags the
     NER serving signature flags with `word_start`, so `kbert.predict` and
-    serving tag the same words. They are `kbert.data.ner.split_words`'s words
+    serving tag the same words. They are `kbert.data.words.split_words`'s words
     (BERT's whitespace and punctuation split), less words the tokenizer
     drops entirely.
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kbert.config import BertConfig
-from kbert.data.ner import split_words
+from kbert.data.words import split_words
 from kbert.model_dir import save_model
 from kbert.tasks.ner import text_words
 from kbert.tasks.serving import ner as ner_serving
