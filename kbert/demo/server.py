@@ -3,7 +3,7 @@ files of one export, nothing else. Standard library only (no TensorFlow).
 
 URL layout:
 
-    /                    the PWA (web/: index.html, app.js, tokenizer.js, sw.js, ...)
+    /                    the PWA (web/: index.html, app.js, page.js, tokenizer.js, sw.js, ...)
     /demo.json           the export's name, its TFLite modes and the default one
     /export/...          model_card.json, vocab.txt, labels.txt, report.md, tflite/model_<mode>.tflite
     /litert/core/...     LiteRT.js's ES module, /litert/wasm-utils/ its one dependency

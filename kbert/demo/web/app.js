@@ -8,80 +8,22 @@
 // For tests and the console, window.kbertDemo exposes {ready, classify(text),
 // benchmark(text, runs), load(mode), last(), info}.
 
-import {Tensor, loadAndCompile, loadLiteRt} from '@litertjs/core';
+import {Tensor, loadAndCompile} from '@litertjs/core';
 
+import {fetchOk, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt} from './page.js';
 import {WordPieceTokenizer} from './tokenizer.js';
 
 const INPUTS = ['ids', 'mask', 'segment_ids'];
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const state = {demo: null, card: null, labels: [], tokenizer: null, model: null, mode: null, seqLen: 0,
-  latencies: [], count: 0, last: null, runtime: '', busy: Promise.resolve()};
-
-function setStatus(text, error = false) {
-  const status = $('status');
-  status.textContent = text;
-  status.classList.toggle('error', error);
-}
-
-async function fetchOk(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response;
-}
-
-function median(values) {
-  if (!values.length) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
+  latencies: [], count: 0, last: null, runtime: ''};
 
 function softmax(logits) {
   const max = Math.max(...logits);
   const exps = Array.from(logits, (x) => Math.exp(x - max));
   const sum = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / sum);
-}
-
-const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(x < 10 ? 2 : 1)} ms` : '–');
-
-async function registerServiceWorker() {
-  if (!('serviceWorker' in navigator)) return 'not supported';
-  if (!window.isSecureContext) return 'needs https';
-  try {
-    await navigator.serviceWorker.register('sw.js');
-    if (!navigator.serviceWorker.controller) {
-      // First visit: let the worker take control (it claims clients on activation),
-      // so that the model and runtime fetched next are cached for offline use.
-      await Promise.race([
-        new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve,
-            {once: true})),
-        new Promise((resolve) => setTimeout(resolve, 8000)),
-      ]);
-    }
-    return navigator.serviceWorker.controller ? 'ready' : 'on next visit';
-  } catch (e) {
-    console.warn('service worker', e);
-    return 'unavailable';
-  }
-}
-
-async function startLiteRt() {
-  // Threads need SharedArrayBuffer, i.e. a cross-origin isolated secure context
-  // (the demo server sends COOP/COEP; a phone over plain http on the LAN has none).
-  const wasmDir = new URL('litert/wasm/', location.href).href;
-  const wantThreads = self.crossOriginIsolated && params.get('threads') !== '0';
-  if (wantThreads) {
-    try {
-      await loadLiteRt(wasmDir, {threads: true});
-      return 'wasm, threads';
-    } catch (e) {
-      console.warn('LiteRT threads unavailable, loading single-threaded:', e.message);
-    }
-  }
-  await loadLiteRt(wasmDir);
-  return 'wasm';
 }
 
 async function loadModel(mode) {
@@ -198,11 +140,7 @@ async function benchmark(text, runs = 20) {
 }
 
 // Actions run one at a time (LiteRT tensors and the model are shared).
-function serial(fn) {
-  const run = state.busy.then(fn);
-  state.busy = run.catch(() => {});
-  return run;
-}
+const serial = serializer();
 
 async function init() {
   $('offline').textContent = await registerServiceWorker();

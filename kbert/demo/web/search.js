@@ -11,8 +11,9 @@
 // For tests and the console, window.kbertSearch exposes {ready, embedCorpus(text),
 // search(query, k), vectors(), last(), load(mode), info}.
 
-import {Tensor, loadAndCompile, loadLiteRt} from '@litertjs/core';
+import {Tensor, loadAndCompile} from '@litertjs/core';
 
+import {fetchOk, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt} from './page.js';
 import {VectorIndex, parseDocuments} from './search_index.js';
 import {WordPieceTokenizer} from './tokenizer.js';
 
@@ -59,68 +60,10 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const state = {demo: null, card: null, tokenizer: null, model: null, mode: null, seqLen: 0, dim: 0,
   index: null, docs: null, count: 0, last: null, embedding: false, cancel: false, typing: 0,
-  runtime: '', busy: Promise.resolve()};
+  runtime: ''};
 
-function setStatus(text, error = false) {
-  const status = $('status');
-  status.textContent = text;
-  status.classList.toggle('error', error);
-}
-
-async function fetchOk(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response;
-}
-
-function median(values) {
-  if (!values.length) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(x < 10 ? 2 : 1)} ms` : '–');
 const seconds = (x) => (x < 1000 ? ms(x) : `${(x / 1000).toFixed(1)} s`);
 const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
-
-// The service worker and LiteRT start-up are app.js's (the classifier page's), kept
-// in step by hand: each page is one module, loaded without a build step.
-async function registerServiceWorker() {
-  if (!('serviceWorker' in navigator)) return 'not supported';
-  if (!window.isSecureContext) return 'needs https';
-  try {
-    await navigator.serviceWorker.register('sw.js');
-    if (!navigator.serviceWorker.controller) {
-      // First visit: let the worker take control so the model and runtime fetched
-      // next are cached for offline use.
-      await Promise.race([
-        new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve,
-            {once: true})),
-        new Promise((resolve) => setTimeout(resolve, 8000)),
-      ]);
-    }
-    return navigator.serviceWorker.controller ? 'ready' : 'on next visit';
-  } catch (e) {
-    console.warn('service worker', e);
-    return 'unavailable';
-  }
-}
-
-async function startLiteRt() {
-  // Threads need a cross-origin isolated secure context (see app.js).
-  const wasmDir = new URL('litert/wasm/', location.href).href;
-  if (self.crossOriginIsolated && params.get('threads') !== '0') {
-    try {
-      await loadLiteRt(wasmDir, {threads: true});
-      return 'wasm, threads';
-    } catch (e) {
-      console.warn('LiteRT threads unavailable, loading single-threaded:', e.message);
-    }
-  }
-  await loadLiteRt(wasmDir);
-  return 'wasm';
-}
 
 async function loadModel(mode) {
   setStatus(`Loading model_${mode}.tflite…`);
@@ -292,11 +235,7 @@ function render(result) {
 }
 
 // Model calls run one at a time (LiteRT tensors and the model are shared).
-function serial(fn) {
-  const run = state.busy.then(fn);
-  state.busy = run.catch(() => {});
-  return run;
-}
+const serial = serializer();
 
 async function init() {
   $('offline').textContent = await registerServiceWorker();

@@ -1,0 +1,75 @@
+// What both demo pages (index.html/app.js: classify; search.html/search.js: semantic
+// search) share: status line, checked fetches, timing helpers, the service worker and
+// LiteRT.js start-up. Plain ES module, loaded without a build step like the pages.
+
+import {loadLiteRt} from '@litertjs/core';
+
+export function setStatus(text, error = false) {
+  const status = document.getElementById('status');
+  status.textContent = text;
+  status.classList.toggle('error', error);
+}
+
+export async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
+export function median(values) {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(x < 10 ? 2 : 1)} ms` : '–');
+
+export async function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return 'not supported';
+  if (!window.isSecureContext) return 'needs https';
+  try {
+    await navigator.serviceWorker.register('sw.js');
+    if (!navigator.serviceWorker.controller) {
+      // First visit: let the worker take control (it claims clients on activation),
+      // so that the model and runtime fetched next are cached for offline use.
+      await Promise.race([
+        new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve,
+            {once: true})),
+        new Promise((resolve) => setTimeout(resolve, 8000)),
+      ]);
+    }
+    return navigator.serviceWorker.controller ? 'ready' : 'on next visit';
+  } catch (e) {
+    console.warn('service worker', e);
+    return 'unavailable';
+  }
+}
+
+// `?threads=0` in the page's URL keeps LiteRT single-threaded.
+export async function startLiteRt() {
+  // Threads need SharedArrayBuffer, i.e. a cross-origin isolated secure context
+  // (the demo server sends COOP/COEP; a phone over plain http on the LAN has none).
+  const wasmDir = new URL('litert/wasm/', location.href).href;
+  const threads = new URLSearchParams(location.search).get('threads') !== '0';
+  if (self.crossOriginIsolated && threads) {
+    try {
+      await loadLiteRt(wasmDir, {threads: true});
+      return 'wasm, threads';
+    } catch (e) {
+      console.warn('LiteRT threads unavailable, loading single-threaded:', e.message);
+    }
+  }
+  await loadLiteRt(wasmDir);
+  return 'wasm';
+}
+
+// Runs actions one at a time (LiteRT tensors and the model are shared).
+export function serializer() {
+  let busy = Promise.resolve();
+  return (fn) => {
+    const run = busy.then(fn);
+    busy = run.catch(() => {});
+    return run;
+  };
+}
