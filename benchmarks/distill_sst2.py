@@ -19,6 +19,9 @@ shared machine falls on all alike: the median over --rounds rounds of the
 median of --calls calls.
 
     python benchmarks/distill_sst2.py --work /tmp/distill_bench
+    python benchmarks/distill_sst2.py --work /tmp/distill_bench --tasks conll --students l3e2
+
+A run keeps the tasks an earlier run wrote to --out (each task records its own settings).
 """
 
 import argparse
@@ -68,9 +71,12 @@ def main():
     start_tensorflow()
     results = {"seq_len": SEQ_LEN, "threads": args.threads, "rounds": args.rounds, "calls": args.calls,
                "settings": vars(args), "tasks": {}}
-    if os.path.exists(args.out):  # tasks measured by an earlier run are kept
+    if os.path.exists(args.out):  # tasks measured by an earlier run are kept, each with its own settings
         with open(args.out, encoding="utf-8") as f:
-            results["tasks"] = json.load(f).get("tasks", {})
+            earlier = json.load(f)
+        results["tasks"] = earlier.get("tasks", {})
+        for task in results["tasks"].values():
+            task.setdefault("settings", earlier.get("settings"))
     for name in args.tasks.split(","):
         files = prepare_data(name, args)
         teacher = prepare_teacher(name, files, args)
@@ -80,6 +86,7 @@ def main():
         exports = {key: export_tflite(name, key, path, files["eval"], args) for key, path in models.items()}
         latency = measure(exports, args)
         results["tasks"][name] = table(name, models, exports, latency, files)
+        results["tasks"][name]["settings"] = vars(args)
         print_table(name, results["tasks"][name])
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as f:
