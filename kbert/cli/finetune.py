@@ -8,6 +8,7 @@ import click
 
 from kbert.cli.options import api_default
 from kbert.runtime import start_tensorflow
+from kbert.training.finetune import DEFAULT_LR, LORA_LR
 from kbert.training.finetune import evaluate as run_evaluate
 from kbert.training.finetune import finetune as run_finetune
 from kbert.training.finetune import predict as run_predict
@@ -29,7 +30,8 @@ _COMMON = [
                  help="Replace an existing --out that is not a kbert model directory (its files are lost)."),
     click.option("--epochs", default=_default("epochs"), show_default=True, type=click.IntRange(min=1)),
     click.option("--batch-size", default=_default("batch_size"), show_default=True, type=click.IntRange(min=1)),
-    click.option("--lr", default=_default("lr"), show_default=True, type=float, help="Peak learning rate (AdamW)."),
+    click.option("--lr", type=float, help=f"Peak learning rate (AdamW) [default: {DEFAULT_LR:g}; with --lora-rank "
+                                          f"{LORA_LR:g}]."),
     click.option("--warmup", default=_default("warmup"), show_default=True, type=float,
                  help="Warm-up: fraction of all steps, or a step count."),
     click.option("--weight-decay", default=_default("weight_decay"), show_default=True, type=float),
@@ -41,12 +43,12 @@ _COMMON = [
     click.option("--xla", is_flag=True, help="Compile the train step with XLA."),
     click.option("--lora-rank", type=click.IntRange(min=1), metavar="R",
                  help="LoRA: train rank-R adapters (Keras enable_lora) and the head only; the encoder stays "
-                      "frozen. Wants a larger --lr (~1e-4 to 1e-3)."),
+                      "frozen."),
     click.option("--lora-alpha", type=click.FloatRange(min=0, min_open=True), metavar="A",
                  help="LoRA scale numerator: the update is A/R * (a @ b) (default: R, scale 1)."),
     click.option("--lora-targets", default=",".join(_default("lora_targets")), show_default=True,
                  callback=lambda ctx, param, value: tuple(t.strip() for t in value.split(",") if t.strip()),
-                 help="LoRA layers of each block: query, key, value, attention_output, intermediate, output, "
+                 help="LoRA layers: query, key, value, attention_output, intermediate, output (of each block), "
                       "pooler, or the groups attention, ffn, all (comma-separated)."),
     click.option("--save-adapter", is_flag=True,
                  help="With --lora-rank: write only the adapter (LoRA + head weights, a few MB) to --out; "

@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -72,15 +73,17 @@ def runs(tmp_path_factory):
     base = make_encoder_dir(root / "encoder", seed=1)
     train = write_tsv(root / "train.tsv", sentiment_rows(192, 0))
     dev = write_tsv(root / "dev.tsv", sentiment_rows(48, 1))
-    args = dict(eval=dev, epochs=3, batch_size=16, lr=5e-3, seq_len=16, progress=False, lora_rank=4)
+    args = dict(eval=dev, epochs=3, batch_size=16, lr=5e-3, seq_len=16, progress=False, lora_rank=4,
+                lora_targets="query,value")
     merged = finetune("classify", base, train, root / "merged", **args)
     adapter = finetune("classify", base, train, root / "adapter", save_adapter=True, **args)
     return {"root": root, "base": base, "train": train, "dev": dev, "merged": merged, "adapter": adapter}
 
 
 def test_settings_defaults_and_errors():
-    settings = lora_settings(8)
-    assert (settings.rank, settings.alpha, settings.targets) == (8, 8.0, ("query", "value"))
+    settings = lora_settings(8)  # every Dense of each block and the pooler (see kbert.training.lora)
+    assert (settings.rank, settings.alpha, settings.targets) == (8, 8.0, (
+        "query", "key", "value", "attention_output", "intermediate", "output", "pooler"))
     assert lora_settings(4, 16, "value,ffn,query").targets == ("query", "value", "intermediate", "output")
     assert len(lora_settings(2, targets=["all"]).targets) == 7
     for bad, message in [(dict(rank=0), "lora_rank"), (dict(rank=2.5), "lora_rank"),
@@ -220,6 +223,15 @@ def test_cli_lora_flags_adapter_and_wrong_base(runs, tmp_path):
     assert f"wrote {tmp_path / 'a'}" in result.output
     metadata, _ = read_adapter(tmp_path / "a")
     assert metadata["lora"] == {"rank": 2, "alpha": 4.0, "targets": ["query", "intermediate", "output"]}
+
+    # Without --lr and --lora-targets: LoRA's own peak lr and every layer.
+    result = run(*common[:-2], "--out", tmp_path / "d", "--lora-rank", 2, "--save-adapter")
+    assert result.exit_code == 0, result.output
+    metadata, _ = read_adapter(tmp_path / "d")
+    assert metadata["lora"]["targets"] == ["query", "key", "value", "attention_output", "intermediate", "output",
+                                           "pooler"]
+    with open(tmp_path / "d" / "metrics.json", encoding="utf-8") as f:
+        assert json.load(f)["lr"] == 2e-3
 
     result = run("apply-adapter", runs["base"], tmp_path / "a", "--out", tmp_path / "m")
     assert result.exit_code == 0, result.output
