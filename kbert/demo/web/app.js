@@ -10,12 +10,13 @@
 
 import {Tensor, loadAndCompile} from '@litertjs/core';
 
-import {fetchOk, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt} from './page.js';
+import {
+  fetchOk, loadFirstWorking, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt,
+} from './page.js';
 import {WordPieceTokenizer} from './tokenizer.js';
 
 const INPUTS = ['ids', 'mask', 'segment_ids'];
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
 const state = {demo: null, card: null, labels: [], tokenizer: null, model: null, mode: null, seqLen: 0,
   latencies: [], count: 0, last: null, runtime: ''};
 
@@ -170,20 +171,7 @@ async function init() {
   select.replaceChildren(...state.demo.modes.map((m) => new Option(m, m)));
   state.runtime = await startLiteRt();
   $('runtime').textContent = state.runtime;
-  const wanted = params.get('mode');
-  const order = [wanted, state.demo.mode, ...state.demo.modes].filter((m) => m && state.demo.modes.includes(m));
-  let lastError;
-  for (const mode of new Set(order)) {
-    try {
-      await loadModel(mode);
-      lastError = null;
-      break;
-    } catch (e) {
-      console.warn(`model_${mode}.tflite`, e);
-      lastError = e;
-    }
-  }
-  if (lastError) throw lastError;
+  await loadFirstWorking(state.demo, loadModel);
   select.disabled = false;
   $('classify').disabled = false;
   $('bench').disabled = false;

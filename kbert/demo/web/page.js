@@ -73,3 +73,20 @@ export function serializer() {
     return run;
   };
 }
+
+// Loads the model of the first mode that works: `?mode=` in the page's URL, then the
+// export's default (demo.json), then the others; throws the last error if none does.
+export async function loadFirstWorking(demo, loadModel) {
+  const wanted = new URLSearchParams(location.search).get('mode');
+  const order = [wanted, demo.mode, ...demo.modes].filter((m) => m && demo.modes.includes(m));
+  let lastError = new Error('the export has no TFLite model');
+  for (const mode of new Set(order)) {
+    try {
+      return await loadModel(mode);
+    } catch (e) {
+      console.warn(`model_${mode}.tflite`, e);
+      lastError = e;
+    }
+  }
+  throw lastError;
+}

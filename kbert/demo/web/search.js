@@ -13,7 +13,9 @@
 
 import {Tensor, loadAndCompile} from '@litertjs/core';
 
-import {fetchOk, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt} from './page.js';
+import {
+  fetchOk, loadFirstWorking, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt,
+} from './page.js';
 import {VectorIndex, parseDocuments} from './search_index.js';
 import {WordPieceTokenizer} from './tokenizer.js';
 
@@ -57,7 +59,6 @@ const SAMPLE = [
 ];
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
 const state = {demo: null, card: null, tokenizer: null, model: null, mode: null, seqLen: 0, dim: 0,
   index: null, docs: null, count: 0, last: null, embedding: false, cancel: false, typing: 0,
   runtime: ''};
@@ -259,20 +260,7 @@ async function init() {
   select.replaceChildren(...state.demo.modes.map((m) => new Option(m, m)));
   state.runtime = await startLiteRt();
   $('runtime').textContent = state.runtime;
-  const wanted = params.get('mode');
-  const order = [wanted, state.demo.mode, ...state.demo.modes].filter((m) => m && state.demo.modes.includes(m));
-  let lastError;
-  for (const mode of new Set(order)) {
-    try {
-      await loadModel(mode);
-      lastError = null;
-      break;
-    } catch (e) {
-      console.warn(`model_${mode}.tflite`, e);
-      lastError = e;
-    }
-  }
-  if (lastError) throw lastError;
+  await loadFirstWorking(state.demo, loadModel);
   let saved = null;
   try {
     saved = localStorage.getItem(STORAGE_KEY);
