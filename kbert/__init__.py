@@ -7,7 +7,7 @@ name (the functions `kbert.finetune`, `kbert.pretrain`, `kbert.quickstart` live 
 so importing a submodule never replaces a function here.
 """
 
-import importlib
+from kbert.lazy import lazy_getattr
 
 from kbert.version import __version__
 
@@ -42,13 +42,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbert' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__():

@@ -11,9 +11,8 @@ import dataclasses
 import inspect
 import os
 
+from kbert.config import DEFAULT_SEQ_LEN
 from kbert.errors import ConfigError, DataError
-
-DEFAULT_SEQ_LEN = 128
 
 # Arguments of a task model's get_config that do not describe its head.
 _NOT_HEAD = ("encoder", "name", "trainable")

@@ -30,7 +30,7 @@ graph), `tokenizer` (`BertTokenizer`), `learn` (vocabulary learning). Names are
 imported lazily, so `kbert.tokenization.vocab` loads without TensorFlow.
 """
 
-import importlib
+from kbert.lazy import lazy_getattr
 
 _EXPORTS = {
     "SPECIAL_TOKENS": "kbert.tokenization.vocab",
@@ -45,10 +45,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbert.tokenization' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

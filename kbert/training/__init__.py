@@ -6,9 +6,11 @@ Public functions are imported lazily (`kbert.training.make_optimizer`); the
 function `kbert.finetune` lives in the module `kbert.training.finetune`.
 """
 
-import importlib
+from kbert.lazy import lazy_getattr
 
 _EXPORTS = {
+    "AdamW": "kbert.training.optimizer",
+    "Lamb": "kbert.training.optimizer",
     "WarmupLinearDecay": "kbert.training.optimizer",
     "make_optimizer": "kbert.training.optimizer",
     "set_precision": "kbert.training.optimizer",
@@ -19,10 +21,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbert.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
