@@ -20,7 +20,8 @@ Stages (`--stages`, default all):
   file format), MultipleNegativesRankingLoss with scale 20, batches without
   duplicate texts; evaluated on the eval split after every epoch.
 * `export`: `kbert.export` of the fine-tuned model (SavedModel, TFLite
-  float32/float16/dynamic/int8, ONNX float32/int8) verified on the eval split
+  float32/float16/dynamic, ONNX float32/int8: the export's defaults) verified
+  on the first `--export-queries` questions of the eval split
   (written as a question<TAB>paragraph file, which kbert reads as the same
   retrieval set): size, batch-1 latency, min/mean cosine to the Keras vectors
   and Recall@10 of every artifact.
