@@ -10,12 +10,17 @@ fine-tuned here on CPU (kept under --work, reused by later runs):
 Each model is exported with `kbert.export.export(formats=["tflite"])`, which
 verifies every file against the Keras model and inspects its op list and
 tensor types (`integer_only` in the report); calibration: the first
---calibration-size rows of the training subset. `tflite_int8_plain` is the
+--calibration-size rows of the training subset. The benchmark measures, it does
+not gate: the export runs with thresholds no file can miss, and each row
+records whether it would pass the default gate
+(`kbert.export.run.DEFAULT_THRESHOLDS`: int8 and 16x8 within 1.0 point of the
+Keras metric, dynamic >= 99% label agreement). `tflite_int8_plain` is the
 Keras graph as written converted with the same int8 settings, the baseline
 `kbert/export/quantized_graph.py` improves on. Latency is measured afterwards,
 batch 1, 2 threads, every file in its own child process, asked in turn
 (A B C ... A B C ...) so that load on the shared machine falls on all alike;
-the figure is the median over --rounds rounds of --calls calls.
+the figure is the median over --rounds rounds of --calls calls (--slow-calls for
+int16x8, which LiteRT runs with reference kernels on CPU).
 
     python benchmarks/int8_tflite.py --work /tmp/int8_bench
 """
@@ -57,7 +62,11 @@ def main():
     parser.add_argument("--calibration-size", type=int, default=200, help="Calibration rows (training data).")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--slow-calls", type=int, default=3,
+                        help="Calls per round for int16x8 (reference kernels on CPU, slow).")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reuse-export", action="store_true",
+                        help="Read the files and report of an earlier run's export under --work (latency only again).")
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "int8_tflite_minilm_cpu.json"))
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -70,22 +79,34 @@ def main():
     modes = args.modes.split(",")
     results = {"seq_len": SEQ_LEN, "threads": args.threads, "rounds": args.rounds, "calls": args.calls,
                "calibration_rows": args.calibration_size, "tasks": {}}
+    if os.path.exists(args.out):  # a run of one task keeps the other's figures
+        with open(args.out, encoding="utf-8") as f:
+            results["tasks"] = json.load(f).get("tasks", {})
     for name in args.tasks.split(","):
         model_dir, train, dev = prepare(name, args)
-        report, export_dir = export_tflite(name, model_dir, train, dev, modes, args)
+        if args.reuse_export:
+            export_dir = os.path.join(args.work, name, "export")
+            with open(os.path.join(export_dir, "report.json"), encoding="utf-8") as f:
+                report = json.load(f)
+        else:
+            report, export_dir = export_tflite(name, model_dir, train, dev, modes, args)
         rows = {r["artifact"]: r for r in report["artifacts"]}
+        gate(rows)
         files = {r["artifact"]: os.path.join(export_dir, r["path"]) for r in report["artifacts"] if r["path"]}
         if args.plain_int8:
             rows["tflite_int8_plain"], files["tflite_int8_plain"] = plain_int8(name, model_dir, train, dev, args)
         latency_inputs(model_dir, dev, os.path.join(args.work, name, "latency_inputs.npz"))
-        latency = measure(files, export_dir, args)
+        load_before = os.getloadavg()
+        latency, rounds = measure(files, export_dir, args)
         results["tasks"][name] = {"model_dir": model_dir, "train": train, "eval": dev, "metric": report_metric(name),
-                                  "rows": table(rows, latency), "load_average_after": os.getloadavg()}
+                                  "eval_examples": report["eval"]["examples"], "rows": table(rows, latency),
+                                  "latency_rounds_ms": rounds,
+                                  "load_average_before": load_before, "load_average_after": os.getloadavg()}
         print_table(name, results["tasks"][name])
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
-    print("wrote", args.out)
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:  # after each task: a later failure keeps these
+            json.dump(results, f, indent=1)
+        print("wrote", args.out, flush=True)
 
 
 # --- models --------------------------------------------------------------------------------------
@@ -165,9 +186,25 @@ def export_tflite(name, model_dir, train, dev, modes, args):
     begin = time.time()
     report = export(model_dir, out, formats=["tflite"], quantize=modes, eval=dev, eval_size=args.eval_size,
                     calibration=train, calibration_size=args.calibration_size, latency_runs=5,
-                    progress=lambda m: print(f"{name}: {m}", flush=True))
+                    thresholds=MEASURE_ONLY, progress=lambda m: print(f"{name}: {m}", flush=True))
     print(f"{name}: exported in {time.time() - begin:.0f} s", flush=True)
     return report, out
+
+
+# Limits no file can miss: the export writes every file, and `gate` says which pass the defaults.
+MEASURE_ONLY = {"tflite_float32": 0.0, "tflite_float16": 0.0, "tflite_dynamic": 0.0, "mediapipe": 0.0,
+                "tflite_int8_metric_drop": 100.0, "tflite_int16x8_metric_drop": 100.0}
+
+
+def gate(rows):
+    """Add to each row whether it passes `kbert.export`'s default thresholds (and why not)."""
+    from kbert.export.run import DEFAULT_THRESHOLDS
+    from kbert.export.verify import check_rows
+
+    for name, row in rows.items():
+        if name != "keras":
+            row["default_gate_failures"] = check_rows([rows["keras"], row], DEFAULT_THRESHOLDS)
+            row["passes_default_gate"] = not row["default_gate_failures"]
 
 
 def plain_int8(name, model_dir, train, dev, args):
@@ -195,8 +232,8 @@ def plain_int8(name, model_dir, train, dev, args):
     outputs, _ = _run_tflite(path, model_inputs(features), 1)
     ops = inspect_ops(path)
     return {"artifact": "tflite_int8_plain", "bytes": os.path.getsize(path), "metric": verifier.metric(outputs),
-            "agreement": None, "integer_only": ops["integer_only"], "activations": ops["activations"],
-            "float_ops": ops["float_ops"]}, path
+            "agreement": None, "passes_default_gate": None, "integer_only": ops["integer_only"],
+            "activations": ops["activations"], "float_ops": ops["float_ops"]}, path
 
 
 # --- latency: one child process per file, asked in turn ----------------------------------------------
@@ -251,13 +288,13 @@ def measure(files, export_dir, args):
     times = {name: [] for name in files}
     for _ in range(args.rounds):
         for name, proc in procs.items():
-            proc.stdin.write(f"{args.calls}\n")
+            proc.stdin.write(f"{args.slow_calls if name == 'tflite_int16x8' else args.calls}\n")
             proc.stdin.flush()
             times[name].append(float(proc.stdout.readline()) * 1000)
     for proc in procs.values():
         proc.stdin.close()
         proc.wait()
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: statistics.median(t) for name, t in times.items()}, times
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -265,7 +302,7 @@ def measure(files, export_dir, args):
 
 def table(rows, latency):
     keras = rows["keras"]["metric"]
-    dynamic = latency.get("tflite_dynamic")
+    float32, dynamic = latency.get("tflite_float32"), latency.get("tflite_dynamic")
     out = []
     for name, row in rows.items():
         if name == "keras":
@@ -275,7 +312,10 @@ def table(rows, latency):
                     "keras_metric": keras, "delta": round(row["metric"] - keras, 3),
                     "agreement": row.get("agreement"), "integer_only": row.get("integer_only"),
                     "activations": row.get("activations"), "float_ops": row.get("float_ops"),
+                    "passes_default_gate": row.get("passes_default_gate"),
+                    "default_gate_failures": row.get("default_gate_failures"),
                     "latency_ms": round(ms, 2) if ms else None,
+                    "latency_vs_float32": round(ms / float32, 2) if ms and float32 else None,
                     "latency_vs_dynamic": round(ms / dynamic, 2) if ms and dynamic else None})
     return out
 
@@ -283,12 +323,16 @@ def table(rows, latency):
 def print_table(name, result):
     print(f"\n{name}: {result['metric']} on {result['eval']} (Keras {result['rows'][0]['keras_metric']:.2f}); "
           "latency batch 1, median of interleaved rounds")
-    print("| file | size (MB) | metric | vs Keras | integer-only | latency (ms) | vs dynamic |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| file | size (MB) | metric | vs Keras | label agreement | default gate | integer-only | latency (ms) "
+          "| vs float32 | vs dynamic |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in result["rows"]:
         only = "yes" if r["integer_only"] else "no"
-        print(f"| {r['file']} | {r['size_mb']:.1f} | {r['metric']:.2f} | {r['delta']:+.2f} | {only} "
-              f"({r['activations']}) | {r['latency_ms']} | {r['latency_vs_dynamic']} |")
+        agreement = "-" if r["agreement"] is None else f"{100 * r['agreement']:.1f}%"
+        passed = {True: "pass", False: "fail", None: "-"}[r["passes_default_gate"]]
+        print(f"| {r['file']} | {r['size_mb']:.1f} | {r['metric']:.2f} | {r['delta']:+.2f} | {agreement} | {passed} "
+              f"| {only} ({r['activations']}) | {r['latency_ms']} | {r['latency_vs_float32']} "
+              f"| {r['latency_vs_dynamic']} |")
 
 
 if __name__ == "__main__":
