@@ -35,7 +35,8 @@ def child_env(threads):
     n = str(threads)
     return dict(os.environ, TF_NUM_INTRAOP_THREADS=n, TF_NUM_INTEROP_THREADS=n, OMP_NUM_THREADS=n,
                 RAYON_NUM_THREADS=n, TOKENIZERS_PARALLELISM="true" if threads > 1 else "false",
-                TF_CPP_MIN_LOG_LEVEL="3")
+                TF_CPP_MIN_LOG_LEVEL="3", TRANSFORMERS_VERBOSITY="error", HF_HUB_DISABLE_PROGRESS_BARS="1",
+                TQDM_DISABLE="1")
 
 
 
@@ -177,6 +178,9 @@ def _torch_run(spec, settings, target, phases, threads, begin_wall, begin_cpu):
     import torch
     import transformers
 
+    # transformers imports its classes on first use: counted here, as kbert's imports are.
+    transformers.BertTokenizerFast, transformers.BertForSequenceClassification  # noqa: B018
+    transformers.get_linear_schedule_with_warmup  # noqa: B018
     phases.add("import", time.perf_counter() - begin_wall, time.process_time() - begin_cpu)
     torch.manual_seed(settings["seed"])
     torch.set_num_threads(threads)

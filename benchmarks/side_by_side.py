@@ -338,7 +338,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     finetune_phases.add_arguments(parser)  # --work, --data, --threads, --train-rows, --eval-rows, --epochs...
     parser.add_argument("--parts", default=",".join(PARTS), help=f"Comma-separated subset of {','.join(PARTS)}.")
-    parser.add_argument("--rounds", type=int, default=10, help="Interleaved rounds (tokenize, step, inference).")
+    parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds (tokenize, step, inference).")
     parser.add_argument("--lines", type=int, default=10000, help="Sentences tokenized per call.")
     parser.add_argument("--finetune-rounds", type=int, default=1, help="kbert, torch pairs of whole runs.")
     parser.add_argument("--json", help="Write the figures here.")
