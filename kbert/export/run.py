@@ -17,7 +17,7 @@ from kbert.io import read_json, write_json
 from kbert.outputs import output_dir, output_kind, require_space, writes_output
 from kbert.export.metadata import ExportMetadata
 from kbert.export.tflite import DEFAULT_MODES, INTEGER_MODES, MODES, TFLITE_INPUTS, ids_outputs
-from kbert.export.verify import Verifier, check_rows, compare, latency_ms, size_bytes as _size
+from kbert.export.verify import Verifier, check_rows, compare, latency_ms, size_bytes as _size, teacher_row
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 # What an encoder's export is checked on (it has no evaluation data).
@@ -171,6 +171,7 @@ def export(model_dir, out, formats=FORMATS, quantize=DEFAULT_MODES, seq_len=None
         verifier = Verifier(work, features, reference, data=data, task=task, labels=labels, runs=latency_runs,
                             vectors=spec.vectors)
         rows = [verifier.keras_row(model)]
+        teacher = teacher_row(info, spec, verifier, model)  # a distilled student's, beside it in the report
         with open(os.path.join(work, "vocab.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(info.vocab) + "\n")
         with open(os.path.join(work, "labels.txt"), "w", encoding="utf-8") as f:
@@ -194,6 +195,8 @@ def export(model_dir, out, formats=FORMATS, quantize=DEFAULT_MODES, seq_len=None
             "eval": {"file": os.fspath(eval) if eval else None, "examples": len(data) if data is not None else 0},
             "thresholds": limits, "artifacts": rows, "passed": not failures, "failures": failures,
         }
+        if teacher is not None:
+            report["teacher"] = teacher
         card = {
             "task": task_name, "seq_len": seq_len, "lowercase": info.lowercase, "labels": labels or [],
             "tflite_inputs": {k: f"int32 [1, {seq_len}]" for k in TFLITE_INPUTS},
@@ -428,8 +431,28 @@ def report_markdown(report):
         metric = "-" if r["metric"] is None else f"{r['metric']:.2f}"
         lines.append(f"| {r['artifact']} | {size} | {metric} | {100 * r['agreement']:.2f}% | "
                      f"{r['max_abs_diff']:.2e} | {r['latency_ms']} | {integer_only_cell(r)} |")
+    lines += _teacher_lines(report.get("teacher"), report["artifacts"][0])
     lines += ["", "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"]), ""]
     return "\n".join(lines)
+
+
+def _teacher_lines(teacher, keras):
+    """The teacher's row in the table and a line comparing it with the student (`teacher_row`)."""
+    if teacher is None:
+        return []
+    if teacher.get("note"):
+        return ["", f"Distilled from `{teacher['model_dir']}`: {teacher['note']}."]
+    metric = "-" if teacher["metric"] is None else f"{teacher['metric']:.2f}"
+    lines = [f"| teacher (Keras) | - | {metric} | {100 * teacher['agreement']:.2f}% | - | {teacher['latency_ms']} | - |",
+             "", f"Distilled from `{teacher['model_dir']}`: the teacher's label agreement is with the student; "
+             f"the student has {teacher['student_parameters']:,} parameters, "
+             f"{teacher['student_parameters'] / teacher['parameters']:.2f}x the teacher's {teacher['parameters']:,}"]
+    if teacher["metric"] and keras["metric"] is not None:
+        lines[-1] += f", keeps {100 * keras['metric'] / teacher['metric']:.1f}% of its metric"
+    if teacher["latency_ms"] and keras["latency_ms"]:
+        lines[-1] += f", Keras batch-1 latency {keras['latency_ms'] / teacher['latency_ms']:.2f}x"
+    lines[-1] += "."
+    return lines
 
 
 def integer_only_cell(row):

@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from kbert.errors import KbertError
+
 
 def compare(outputs, reference, features):
     """Largest |difference| and argmax agreement over the valid positions."""
@@ -108,6 +110,41 @@ class Verifier:
         if self.vectors:
             row.update(vector_fields(self.reference, self.reference, scores))
         return row
+
+
+def teacher_row(info, spec, verifier, student):
+    """The teacher of a distilled student model dir (metrics.json `teacher`,
+    written by `kbert distill`), run as Keras on the export's evaluation rows,
+    so that the report shows teacher and student side by side: its metric,
+    its label agreement with the student, parameters and batch-1 latency.
+
+    Returns:
+        The row (`artifact` "teacher"), one with a `note` when the teacher
+        cannot be compared (moved, another task or vocabulary), or None when
+        the model was not distilled or the export has no evaluation data.
+    """
+    from kbert.model_dir import load_model, read_model_dir
+    from kbert.tasks.base import model_inputs, predict_arrays
+
+    teacher = ((info.metrics or {}).get("teacher") or {}).get("model_dir")
+    if not teacher or verifier.data is None:
+        return None
+    row = {"artifact": "teacher", "model_dir": teacher}
+    try:
+        found = read_model_dir(teacher)
+    except KbertError as e:
+        return {**row, "note": f"not compared: {e}"}
+    if found.task != info.task or found.vocab != info.vocab or found.labels != info.labels:
+        return {**row, "note": "not compared: another task, vocabulary or label set than the student's"}
+    model = spec.export_model(load_model(teacher))
+    inputs = model_inputs(verifier.features)
+    outputs = predict_arrays(model, inputs, 64)
+    outputs = outputs if isinstance(outputs, dict) else {"logits": outputs}  # as export's reference
+    _, agree = compare(outputs, verifier.reference, verifier.features)
+    one = {k: v[:1] for k, v in inputs.items()}
+    return {**row, "metric": verifier.metric(outputs), "agreement": agree, "parameters": model.count_params(),
+            "student_parameters": student.count_params(),
+            "latency_ms": latency_ms(lambda: model.predict_on_batch(one), verifier.runs)}
 
 
 def cosines(outputs, reference):

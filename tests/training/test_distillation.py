@@ -258,6 +258,18 @@ def test_distilled_student_exports(data, teacher, tmp_path):
                     eval_size=16, latency_runs=1, progress=lambda m: None)
     assert report["passed"] and [r["artifact"] for r in report["artifacts"]] == ["keras", "tflite_float32"]
     assert os.path.isfile(tmp_path / "export" / "tflite" / "model_float32.tflite")
+    # The report shows the teacher beside the student, on the same rows.
+    teacher_row = report["teacher"]
+    assert teacher_row["model_dir"] == str(teacher)
+    assert 0.0 <= teacher_row["agreement"] <= 1.0 and teacher_row["metric"] is not None
+    assert teacher_row["student_parameters"] < teacher_row["parameters"]
+    with open(tmp_path / "export" / "report.md", encoding="utf-8") as f:
+        text = f.read()
+    assert "| teacher (Keras) |" in text and f"Distilled from `{teacher}`" in text
+    # A plain fine-tuned model has no teacher row.
+    plain = export(teacher, tmp_path / "export2", formats=["tflite"], quantize=["float32"], eval=data["dev"],
+                   eval_size=16, latency_runs=1, progress=lambda m: None)
+    assert "teacher" not in plain
 
 
 def test_bad_students_are_one_line_errors(data, teacher, tmp_path):
