@@ -432,8 +432,18 @@ def report_markdown(report):
         lines.append(f"| {r['artifact']} | {size} | {metric} | {100 * r['agreement']:.2f}% | "
                      f"{r['max_abs_diff']:.2e} | {r['latency_ms']} | {integer_only_cell(r)} |")
     lines += _teacher_lines(report.get("teacher"), report["artifacts"][0])
+    lines += _metadata_lines(report["artifacts"])
     lines += ["", "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"]), ""]
     return "\n".join(lines)
+
+
+def _metadata_lines(rows):
+    """Why the TFLite files carry no MediaPipe metadata, when none does (apps on MediaPipe Tasks need it)."""
+    reasons = {(r.get("mediapipe") or {}).get("reason") for r in rows if r["artifact"].startswith("tflite_")}
+    written = any((r.get("mediapipe") or {}).get("metadata") for r in rows)
+    if written or len(reasons) != 1 or None in reasons:
+        return []
+    return ["", f"MediaPipe metadata: not written ({reasons.pop()})."]
 
 
 def _teacher_lines(teacher, keras):

@@ -160,6 +160,21 @@ def test_a_mediapipe_disagreement_fails_the_export():
     assert check_rows(rows, {**limits, "mediapipe": 0.9}) == []
 
 
+def test_report_says_why_no_file_has_metadata():
+    from kbert.export.run import report_markdown
+
+    def report(tflite_mediapipe):
+        row = {"bytes": 1, "metric": 90.0, "agreement": 1.0, "max_abs_diff": 0.0, "latency_ms": 1.0}
+        rows = [{**row, "artifact": "keras", "bytes": None},
+                *({**row, "artifact": f"tflite_{m}", "mediapipe": tflite_mediapipe} for m in ("float32", "dynamic"))]
+        return report_markdown({"model_dir": "m", "task": "classify", "seq_len": 16, "eval": {"examples": 4, "file": "d"},
+                                "artifacts": rows, "passed": True, "failures": []})
+
+    reason = "MediaPipe metadata needs the mediapipe package: pip install 'kbert[mediapipe]'"
+    assert f"MediaPipe metadata: not written ({reason})." in report({"metadata": False, "reason": reason})
+    assert "MediaPipe metadata" not in report({"metadata": True, "litert_agreement": 1.0})
+
+
 def test_embedder_export_mediapipe_embeds_raw_text(tmp_path):
     """An `embed` model: MediaPipe's TextEmbedder gives the Keras vectors (cosine) on
     the ASCII texts export checks it on; accented text may tokenize differently."""
