@@ -182,32 +182,31 @@ def _json_rows(path):
         yield line, row
 
 
-def _resolve(row, path, line, text_column, pair_column, label_column, require_labels):
-    keys = list(row)
-
-    def find(given, defaults, what, required):
-        if given is not None and given != "":
-            key = _key(given, row)
-            if key not in row:
-                raise DataError(
-                    f"{path}:{line}: no {what} column {given!r} (columns: {', '.join(map(_name, keys))})"
-                )
-            return key
-        if given == "":
-            return None
-        for name in defaults:
-            if name in row:
-                return name
-        if required:
-            raise DataError(
-                f"{path}:{line}: no {what} column (looked for {', '.join(defaults)}; "
-                f"columns: {', '.join(map(_name, keys))}); name it with --{what}-column"
-            )
+def find_column(row, given, defaults, what, path, line, required, option=None):
+    """The key of column `what` in `row`: the one `given` (a name, or an
+    index in headerless rows; "" means none), else the first of `defaults`
+    present. A missing required column is a `DataError` naming the file, the
+    line, the columns there and the option (`--{what}-column` by default)."""
+    if given is not None and given != "":
+        key = _key(given, row)
+        if key not in row:
+            raise DataError(f"{path}:{line}: no {what} column {given!r} (columns: {', '.join(map(_name, row))})")
+        return key
+    if given == "":
         return None
+    for name in defaults:
+        if name in row:
+            return name
+    if required:
+        raise DataError(f"{path}:{line}: no {what} column (looked for {', '.join(map(str, defaults))}; columns: "
+                        f"{', '.join(map(_name, row))}); name it with --{option or what + '-column'}")
+    return None
 
-    text_key = find(text_column, TEXT_COLUMNS, "text", True)
-    pair_key = find(pair_column, PAIR_COLUMNS, "pair", False)
-    label_key = find(label_column, LABEL_COLUMNS, "label", require_labels)
+
+def _resolve(row, path, line, text_column, pair_column, label_column, require_labels):
+    text_key = find_column(row, text_column, TEXT_COLUMNS, "text", path, line, True)
+    pair_key = find_column(row, pair_column, PAIR_COLUMNS, "pair", path, line, False)
+    label_key = find_column(row, label_column, LABEL_COLUMNS, "label", path, line, require_labels)
     return text_key, pair_key, label_key
 
 

@@ -27,7 +27,7 @@ import dataclasses
 import math
 import os
 
-from kbert.data.classification import _field, _json_rows, _key, _name, _table_rows, detect_format
+from kbert.data.classification import _field, _json_rows, _name, _table_rows, detect_format, find_column
 from kbert.errors import ConfigError, DataError, KbertError
 
 ANCHOR_COLUMNS = ("anchor", "query", "question", "sentence1", "text", "sentence", "#1 String")
@@ -130,24 +130,6 @@ def _rows(path, format, header):
     return _json_rows(path) if format == "jsonl" else _table_rows(path, format, header)
 
 
-def _find(row, given, defaults, what, path, line, required, option):
-    """The key of column `what` in `row`: the one `given`, else the first of `defaults`."""
-    if given is not None and given != "":
-        key = _key(given, row)
-        if key not in row:
-            raise DataError(f"{path}:{line}: no {what} column {given!r} (columns: {', '.join(map(_name, row))})")
-        return key
-    if given == "":
-        return None
-    for name in defaults:
-        if name in row:
-            return name
-    if required:
-        raise DataError(f"{path}:{line}: no {what} column (looked for {', '.join(map(str, defaults))}; columns: "
-                        f"{', '.join(map(_name, row))}); name it with --{option}")
-    return None
-
-
 def _text(row, key, path, line):
     value = _field(row, key, path, line)
     if not value.strip():
@@ -217,10 +199,10 @@ def read_pairs(path, anchor_column=None, positive_column=None, negative_column=N
     for line, row in _rows(path, format, header):
         if keys is None:
             keys = (
-                _find(row, anchor_column, ANCHOR_COLUMNS, "anchor", path, line, True, "anchor-column"),
-                _find(row, positive_column, POSITIVE_COLUMNS, "positive", path, line, True, "positive-column"),
-                _find(row, negative_column, NEGATIVE_COLUMNS, "negative", path, line, False, "negative-column"),
-                _find(row, score_column, SCORE_COLUMNS, "score", path, line, False, "score-column"),
+                find_column(row, anchor_column, ANCHOR_COLUMNS, "anchor", path, line, True, "anchor-column"),
+                find_column(row, positive_column, POSITIVE_COLUMNS, "positive", path, line, True, "positive-column"),
+                find_column(row, negative_column, NEGATIVE_COLUMNS, "negative", path, line, False, "negative-column"),
+                find_column(row, score_column, SCORE_COLUMNS, "score", path, line, False, "score-column"),
             )
             if keys[2] is not None and keys[3] is not None:
                 raise DataError(f"{path}:{line}: both a negative column ({_name(keys[2])}) and a score column "
@@ -307,8 +289,8 @@ def _id_text_file(path, what, format, header):
     keys = None
     for line, row in rows:
         if keys is None:
-            keys = (_find(row, None, ID_COLUMNS, "id", path, line, True, f"{what} file's id column"),
-                    _find(row, None, TEXT_COLUMNS, "text", path, line, True, f"{what} file's text column"),
+            keys = (find_column(row, None, ID_COLUMNS, "id", path, line, True, f"{what} file's id column"),
+                    find_column(row, None, TEXT_COLUMNS, "text", path, line, True, f"{what} file's text column"),
                     "title" if "title" in row else None)
         doc_id = _field(row, keys[0], path, line).strip()
         if doc_id in where:
@@ -357,9 +339,9 @@ def read_retrieval(queries, corpus, relevance, format=None, header=True):
     keys = None
     for line, row in _rows(path, format, True):
         if keys is None:
-            keys = (_find(row, None, RELEVANCE_QUERY_COLUMNS, "query id", path, line, True, "relevance columns"),
-                    _find(row, None, RELEVANCE_DOC_COLUMNS, "document id", path, line, True, "relevance columns"),
-                    _find(row, None, RELEVANCE_SCORE_COLUMNS, "score", path, line, False, "relevance columns"))
+            keys = (find_column(row, None, RELEVANCE_QUERY_COLUMNS, "query id", path, line, True, "relevance columns"),
+                    find_column(row, None, RELEVANCE_DOC_COLUMNS, "document id", path, line, True, "relevance columns"),
+                    find_column(row, None, RELEVANCE_SCORE_COLUMNS, "score", path, line, False, "relevance columns"))
         qid, did = (_field(row, k, path, line).strip() for k in keys[:2])
         if qid not in query_at:
             raise DataError(f"{path}:{line}: query id {qid!r} is not in {os.fspath(queries)}")

@@ -8,14 +8,14 @@
 // For tests and the console, window.kbertDemo exposes {ready, classify(text),
 // benchmark(text, runs), load(mode), last(), info}.
 
-import {Tensor, loadAndCompile} from '@litertjs/core';
+import {loadAndCompile} from '@litertjs/core';
 
 import {
-  fetchOk, loadFirstWorking, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt,
+  INPUTS, fetchOk, loadFirstWorking, median, ms, registerServiceWorker, runModel, serializer, setStatus,
+  startLiteRt,
 } from './page.js';
 import {WordPieceTokenizer} from './tokenizer.js';
 
-const INPUTS = ['ids', 'mask', 'segment_ids'];
 const $ = (id) => document.getElementById(id);
 const state = {demo: null, card: null, labels: [], tokenizer: null, model: null, mode: null, seqLen: 0,
   latencies: [], count: 0, last: null, runtime: ''};
@@ -51,18 +51,12 @@ async function loadModel(mode) {
   return {mode, seqLen: state.seqLen, inputs: names, outputs: model.getOutputDetails().map((d) => d.name)};
 }
 
-// One inference; the latency is model.run plus reading the scores back. A classifier's
-// .tflite returns `probabilities` (older exports: `logits`, turned into probabilities here).
+// One inference; the latency covers the input tensors, model.run and reading the scores
+// back. A classifier's .tflite returns `probabilities` (older exports: `logits`, turned
+// into probabilities here).
 async function infer(encoded) {
-  const shape = [1, state.seqLen];
-  const tensors = Object.fromEntries(INPUTS.map((name) => [name, new Tensor(encoded[name], shape)]));
   const start = performance.now();
-  let outputs;
-  try {
-    outputs = await state.model.run(tensors);
-  } finally {
-    Object.values(tensors).forEach((t) => t.delete());
-  }
+  const outputs = await runModel(state.model, encoded, state.seqLen);
   const names = Object.keys(outputs);
   const output = outputs.probabilities ?? outputs.logits ?? outputs[names[0]];
   const values = Array.from(await output.data());

@@ -2,7 +2,10 @@
 // search) share: status line, checked fetches, timing helpers, the service worker and
 // LiteRT.js start-up. Plain ES module, loaded without a build step like the pages.
 
-import {loadLiteRt} from '@litertjs/core';
+import {Tensor, loadLiteRt} from '@litertjs/core';
+
+// The inputs of every kbert .tflite file (kbert/export/tflite.py), bound by name.
+export const INPUTS = ['ids', 'mask', 'segment_ids'];
 
 export function setStatus(text, error = false) {
   const status = document.getElementById('status');
@@ -89,4 +92,16 @@ export async function loadFirstWorking(demo, loadModel) {
     }
   }
   throw lastError;
+}
+
+// One batch-1 call of `model` on `encoded` (the tokenizer's ids, mask and segment_ids
+// padded to `seqLen`); the input tensors are freed here, the outputs by the caller.
+export async function runModel(model, encoded, seqLen) {
+  const shape = [1, seqLen];
+  const tensors = Object.fromEntries(INPUTS.map((name) => [name, new Tensor(encoded[name], shape)]));
+  try {
+    return await model.run(tensors);
+  } finally {
+    Object.values(tensors).forEach((t) => t.delete());
+  }
 }

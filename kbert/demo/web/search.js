@@ -11,15 +11,15 @@
 // For tests and the console, window.kbertSearch exposes {ready, embedCorpus(text),
 // search(query, k), vectors(), last(), load(mode), info}.
 
-import {Tensor, loadAndCompile} from '@litertjs/core';
+import {loadAndCompile} from '@litertjs/core';
 
 import {
-  fetchOk, loadFirstWorking, median, ms, registerServiceWorker, serializer, setStatus, startLiteRt,
+  INPUTS, fetchOk, loadFirstWorking, median, ms, registerServiceWorker, runModel, serializer, setStatus,
+  startLiteRt,
 } from './page.js';
 import {VectorIndex, parseDocuments} from './search_index.js';
 import {WordPieceTokenizer} from './tokenizer.js';
 
-const INPUTS = ['ids', 'mask', 'segment_ids'];
 const STORAGE_KEY = 'kbert-search-corpus';
 const MAX_FILE_BYTES = 5e6; // ~50,000 sentences: more is a job for `kbert search`
 const YIELD_MS = 40; // give the page a frame this often while embedding
@@ -94,18 +94,11 @@ async function loadModel(mode) {
   return {mode, seqLen: state.seqLen, dim: state.dim};
 }
 
-// One sentence through the model; the latency is model.run plus reading the vector back.
+// One sentence through the model; the latency covers the input tensors, model.run and reading the vector back.
 async function embedOne(text) {
   const encoded = state.tokenizer.encode(text, state.seqLen);
-  const shape = [1, state.seqLen];
-  const tensors = Object.fromEntries(INPUTS.map((name) => [name, new Tensor(encoded[name], shape)]));
   const start = performance.now();
-  let outputs;
-  try {
-    outputs = await state.model.run(tensors);
-  } finally {
-    Object.values(tensors).forEach((t) => t.delete());
-  }
+  const outputs = await runModel(state.model, encoded, state.seqLen);
   let vector;
   try {
     vector = Array.from(await (outputs[state.outputName] ?? Object.values(outputs)[0]).data());
