@@ -4,7 +4,8 @@ Every output (model dir, export, TFRecords, HF dir, prepared data, vocab file)
 is written through `output_dir` / `output_file`, under one rule: built beside
 the target and renamed into place when complete; an existing target replaced
 only if it is a kbert output of the same kind holding nothing else (the
-`.kbert.json` marker, or for older outputs their known files), else only with
+`.kbert.json` marker, or for older outputs their known files; for a single
+file, the `.NAME.kbert.json` record beside it whose SHA-256 still matches), else only with
 `overwrite=True` (`--overwrite`); never a filesystem root or a directory that is
 or contains the current directory, $HOME or an input of the run; one run at a
 time per target (`flock` on `.NAME.lock` beside it, released by the kernel when
@@ -102,31 +103,37 @@ def _known(entry, spec):
     return entry == MARKER or any(fnmatch.fnmatchcase(entry, pattern) for pattern in spec.names)
 
 
-def _is_vocab_file(path):
-    """A vocab kbert learned: its first lines are the special tokens."""
-    from kbert.tokenization.vocab import SPECIAL_TOKENS
+def _sidecar(path):
+    """The record beside a single-file output that says kbert wrote it."""
+    parent, name = os.path.split(path)
+    return os.path.join(parent, f".{name}{MARKER}")
 
+
+def _digest(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_own_file(path, kind):
+    """Whether kbert wrote the file at `path` as a `kind` output and nobody changed it since.
+
+    A file carries no marker of its own (a user's vocab or float32 `.npy` looks
+    just like kbert's), so `output_file` leaves a record beside it: its kind,
+    size and SHA-256. Files without that record, or whose content no longer
+    matches it, are the user's.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            head = [f.readline().strip() for _ in SPECIAL_TOKENS]
-    except (OSError, UnicodeDecodeError):
+        with open(_sidecar(path), encoding="utf-8") as f:
+            record = json.load(f)
+        return (record.get("kind") == kind and record.get("size") == os.path.getsize(path)
+                and record.get("sha256") == _digest(path))
+    except (OSError, ValueError, AttributeError):
         return False
-    return sorted(head) == sorted(SPECIAL_TOKENS)
-
-
-def _is_vector_file(path):
-    """A vector file kbert writes: a NumPy .npy of float32 rows."""
-    try:
-        import numpy as np
-
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read_header(f)
-    except (OSError, ValueError, SyntaxError):
-        return False
-    return dtype == np.float32 and len(shape) == 2
 
 
 def _contains(directory, path):
@@ -216,8 +223,7 @@ class _Claim:
         if self.is_file:
             if os.path.isdir(path):
                 return "is a directory, expected a file"
-            own = _is_vector_file(path) if self.kind == "vectors" else _is_vocab_file(path)
-            return None if own else f"exists and is not a {self.title} kbert wrote"
+            return None if _is_own_file(path, self.kind) else f"exists and is not a {self.title} kbert wrote"
         if not os.path.isdir(path):
             return "exists and is not a directory"
         entries = [e for e in os.listdir(path) if e != MARKER]
@@ -277,7 +283,7 @@ class _Claim:
     def clean_leftovers(self):
         """Remove what an interrupted run of this target left (we hold its lock)."""
         name = re.escape(self.name)
-        pattern = re.compile(rf"\.tmp-{_TEMP_CHARS}-{name}$" if self.is_file
+        pattern = re.compile(rf"\.tmp-{_TEMP_CHARS}-(\.{name}{re.escape(MARKER)}|{name})$" if self.is_file
                              else rf"\.(tmp|old)-{name}-{_TEMP_CHARS}$")
         try:
             found = [e for e in os.listdir(self.parent) if pattern.match(e)]
@@ -307,7 +313,23 @@ class _Claim:
     def commit(self, tmp):
         self.check()  # again: the target may have changed while the run worked
         if self.is_file:
-            os.replace(tmp, self.target)
+            from kbert.version import __version__
+
+            record = {"kind": self.kind, "size": os.path.getsize(tmp), "sha256": _digest(tmp),
+                      "kbert_version": __version__}
+            fd, record_tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(_sidecar(self.name)),
+                                              dir=self.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(record, f)
+                    f.write("\n")
+                # File first: a crash between the renames leaves a record that
+                # does not match, so the next run refuses rather than replaces.
+                os.replace(tmp, self.target)
+                os.replace(record_tmp, _sidecar(self.target))
+            finally:
+                if os.path.exists(record_tmp):
+                    os.remove(record_tmp)
         else:
             _swap_in(tmp, self.target)
 

@@ -78,8 +78,8 @@ def embed_file(model_dir, input, out, batch_size=64, seq_len=None, progress=Fals
         input: UTF-8 text file; line i (blank lines too) gets row i - 1.
         out: the `.npy` file to write (float32 `[lines, hidden]`).
         batch_size, seq_len, progress: as for `embed`.
-        overwrite: replace an existing `out` that is not a float32 `.npy`
-            file (never an input).
+        overwrite: replace an existing `out` that kbert did not write
+            (never an input).
 
     Returns:
         `{"out": out, "vectors": count, "dim": hidden}`.

@@ -110,7 +110,34 @@ def test_output_file_replaces_a_learned_vocab_only(tmp_path):
         open(tmp, "w").write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n")
     with output_file(target, "vocab") as tmp:  # now it is one
         open(tmp, "w").write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n")
-    assert target.read_text().endswith("\na\n") and sorted(os.listdir(tmp_path)) == ["vocab.txt"]
+    assert target.read_text().endswith("\na\n")
+    assert sorted(os.listdir(tmp_path)) == [".vocab.txt.kbert.json", "vocab.txt"]
+
+
+def test_output_file_keeps_a_user_file_that_looks_like_its_own(tmp_path):
+    import numpy as np
+
+    # A user's own float32 matrix or learned vocab has kbert's format but no record: refused.
+    vectors, vocab = tmp_path / "mine.npy", tmp_path / "vocab.txt"
+    np.save(vectors, np.ones((3, 4), np.float32))
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nmine\n")
+    for target, kind in ((vectors, "vectors"), (vocab, "vocab")):
+        before = target.read_bytes()
+        with pytest.raises(OutputError, match="use --overwrite to replace it"):
+            with output_file(target, kind) as tmp:
+                pass
+        assert target.read_bytes() == before
+    # kbert's own file is replaced, but not once the user has changed it.
+    with output_file(vectors, "vectors", overwrite=True) as tmp:
+        np.save(open(tmp, "wb"), np.zeros((2, 4), np.float32))
+    with output_file(vectors, "vectors") as tmp:
+        np.save(open(tmp, "wb"), np.zeros((5, 4), np.float32))
+    np.save(vectors, np.full((5, 4), 7, np.float32))  # same size, other content
+    with pytest.raises(OutputError, match="mine.npy: exists and is not a vector file kbert wrote"):
+        with output_file(vectors, "vectors") as tmp:
+            pass
+    assert np.load(vectors)[0, 0] == 7
+    assert not [e for e in os.listdir(tmp_path) if e.startswith(".tmp-")]
 
 
 def test_a_claim_is_reused_inside_the_same_run(tmp_path):

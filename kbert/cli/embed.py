@@ -18,7 +18,7 @@ from kbert.vectors import VectorIndex, embed_file
 @click.option("--batch-size", default=api_default(embed_file, "batch_size"), show_default=True,
               type=click.IntRange(min=1))
 @click.option("--seq-len", type=int, help="Tokens per text (default: the model directory's).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out that is not a float32 .npy file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out that kbert did not write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def embed(model_dir, input_, out, batch_size, seq_len, overwrite, quiet):
     """Embed every line of a text file with an embed model directory.

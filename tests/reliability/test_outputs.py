@@ -134,7 +134,7 @@ def test_vocab_never_replaces_its_corpus_nor_a_foreign_file(files, tmp_path):
     vocab = tmp_path / "vocab.txt"
     for _ in range(2):  # a vocab kbert learned is replaced by the next run
         assert cli("vocab", "--corpus", corpus, "--size", "40", "--out", vocab).exit_code == 0
-    assert sorted(os.listdir(tmp_path)) == ["corpus.txt", "notes.txt", "vocab.txt"]
+    assert sorted(os.listdir(tmp_path)) == [".vocab.txt.kbert.json", "corpus.txt", "notes.txt", "vocab.txt"]
 
 
 HOLD = """
