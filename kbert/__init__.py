@@ -42,7 +42,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, light={"KbertError", "BertConfig", "read_model_dir", "load_vocab"})
 
 
 def __dir__():

@@ -47,3 +47,25 @@ print("ok")
 def test_all_lists_only_names_that_resolve():
     for name in kbert.__all__:
         assert getattr(kbert, name) is not None
+
+
+def test_python_api_keeps_tensorflow_start_up_lines_off_stderr():
+    # A name that needs TensorFlow starts it as the CLI does: a script using the
+    # Python API sees its own output only (TF 2.21 prints oneDNN/CUDA/absl lines
+    # at import and at the first graph run, whatever TF_CPP_MIN_LOG_LEVEL says).
+    code = """
+import sys, kbert
+assert "tensorflow" not in sys.modules  # light names stay light
+kbert.BertConfig, kbert.KbertError, kbert.load_vocab
+assert "tensorflow" not in sys.modules
+config = kbert.BertConfig.preset("tiny")
+model = kbert.BertEncoder(config)
+import tensorflow as tf
+ids = tf.zeros([2, 8], tf.int32)
+tf.function(lambda x: model({"token_ids": x, "segment_ids": x, "padding_mask": tf.ones_like(x)}))(ids)
+print("mine", file=sys.stderr)
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("KBERT_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "mine\n"

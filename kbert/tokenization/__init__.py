@@ -45,4 +45,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, light={"SPECIAL_TOKENS", "MAX_CHARS_PER_WORD", "load_vocab"})
