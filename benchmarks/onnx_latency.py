@@ -80,7 +80,8 @@ def build(work):
     model_dir = os.path.join(work, "minilm")
     if not os.path.exists(os.path.join(model_dir, "model.keras")):
         subprocess.run([sys.executable, "-m", "kbert.cli", "import", "--from", "hf", hf_dir(), "--out", model_dir,
-                        "--seq-len", str(SEQ_LEN)], check=True)
+                        "--seq-len", str(SEQ_LEN), "--architecture", "BertModel"], check=True)  # the encoder, not the
+        # sentence-transformers embedder a plain import makes of this directory: its outputs are compared
     model = load_model(model_dir)
     fixed = transformer.mask_scores
     transformer.mask_scores = legacy_mask_scores  # looked up at trace time
