@@ -15,11 +15,11 @@ the export verifies the result against the Keras model.
 
 `optimize` then fuses SkipLayerNormalization (residual add + LayerNorm, with
 the dense bias) and BiasGelu (onnxruntime contrib ops: the optimized file runs
-in onnxruntime, not in other ONNX runtimes). Attention is not fused: its
-pattern does not match kbert's graph (not even with the plain additive mask kbert
-had before), and the fusion stays switched off so that no optimizer version can
-replace kbert's masked softmax (`kbert.layers.transformer.mask_scores`, free of
-float32 subnormals) with a different masking.
+in onnxruntime, not in other ONNX runtimes). onnxruntime's attention fusion
+does not match kbert's graph (not even with the plain additive mask kbert had
+before) and stays off, so that no optimizer version can swap in a different
+masking; kbert's own `onnx_attention.fuse_attention` replaces each block's
+attention with onnxruntime's `Attention` op instead, whose masking it checks.
 
 `quantize` writes the int8 variant: int8 weights (MatMul, embeddings) with a
 scale per channel, activations quantized at run time, like TFLite's dynamic
@@ -76,6 +76,8 @@ def optimize(source, path):
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    from kbert.export.onnx_attention import fuse_attention
+
     model = onnx.load(source)
     rewrites = tidy(model)
     options = FusionOptions("bert")
@@ -85,6 +87,9 @@ def optimize(source, path):
     with _quiet("onnxruntime.transformers"):  # "Model producer not matched: expected pytorch"
         optimized = optimize_model(model, model_type="bert", optimization_options=options, opt_level=0)
     fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+    attention = fuse_attention(optimized.model)
+    if attention:
+        fusions["Attention"] = attention
     optimized.save_model_to_file(path)
     return {"rewrites": rewrites, "fusions": fusions}
 
