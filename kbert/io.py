@@ -79,6 +79,17 @@ def read_json(path):
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
 
 
+def sha256_file(path):
+    """Hex SHA-256 of a file's bytes, read in 1 MB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def has_control_characters(text):
     """True if `text` holds a line break, tab or other control character: a
     label like that cannot be one line of labels.txt (or of a TSV)."""

@@ -37,7 +37,7 @@ except ImportError:  # no flock (Windows): runs are not locked against each othe
     fcntl = None
 
 from kbert.errors import OutputError
-from kbert.io import _remove, _swap_in, _temp_dir, _umask
+from kbert.io import _remove, _swap_in, _temp_dir, _umask, sha256_file
 
 
 MARKER = ".kbert.json"
@@ -109,16 +109,6 @@ def _sidecar(path):
     return os.path.join(parent, f".{name}{MARKER}")
 
 
-def _digest(path):
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_own_file(path, kind):
     """Whether kbert wrote the file at `path` as a `kind` output and nobody changed it since.
 
@@ -131,7 +121,7 @@ def _is_own_file(path, kind):
         with open(_sidecar(path), encoding="utf-8") as f:
             record = json.load(f)
         return (record.get("kind") == kind and record.get("size") == os.path.getsize(path)
-                and record.get("sha256") == _digest(path))
+                and record.get("sha256") == sha256_file(path))
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -315,7 +305,7 @@ class _Claim:
         if self.is_file:
             from kbert.version import __version__
 
-            record = {"kind": self.kind, "size": os.path.getsize(tmp), "sha256": _digest(tmp),
+            record = {"kind": self.kind, "size": os.path.getsize(tmp), "sha256": sha256_file(tmp),
                       "kbert_version": __version__}
             fd, record_tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(_sidecar(self.name)),
                                               dir=self.parent)

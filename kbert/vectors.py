@@ -17,7 +17,6 @@ directory is replaced only if kbert wrote one of that kind, else with
 `overwrite=True`.
 """
 
-import hashlib
 import os
 
 import numpy as np
@@ -101,13 +100,10 @@ def embed_file(model_dir, input, out, batch_size=64, seq_len=None, progress=Fals
 
 def _weights_digest(model_dir):
     """sha256 of the model's weights file: which model an index's vectors came from."""
+    from kbert.io import sha256_file
     from kbert.model_dir import MODEL_FILE
 
-    digest = hashlib.sha256()
-    with open(os.path.join(os.fspath(model_dir), MODEL_FILE), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(os.path.join(os.fspath(model_dir), MODEL_FILE))
 
 
 class VectorIndex:
