@@ -2,7 +2,8 @@
 int32, dynamic batch and length), the model's outputs out.
 
 tf2onnx (opset 17) converts a `tf.function` around the Keras model (its Python
-API has no SavedModel entry point). Its graph is correct but spelled in the
+API has no SavedModel entry point), with the weights as inputs of the function
+that become initializers after (`export_onnx` says why: memory). Its graph is correct but spelled in the
 forms TensorFlow lowers to: every Dense is a Tensordot (Reshape, MatMul and a
 Reshape whose shape is computed at run time), LayerNorm is
 `tf.nn.batch_normalization` arithmetic, GELU is `(0.5 * x) * (1 + erf(...))`,
@@ -42,23 +43,58 @@ THREADS = 2
 def export_onnx(model, path, seq_len=None):
     """Write `model` (a kbert Keras model) to `path` as ONNX, as tf2onnx converts it.
 
+    The weights enter the traced function as inputs and become initializers
+    afterwards: tf2onnx's optimizer passes rewrite every node's protobuf each
+    time, and with the weights as constants each pass kept another copy of
+    them (protobuf arenas free nothing until the node goes), measured on
+    MiniLM: conversion peak RSS 6.3 GB; with the weights as inputs 1.35 GB.
+
     Returns the output names. `optimize` turns the file into the one kbert ships.
     """
+    import numpy as np
+    import onnx
     import tensorflow as tf
     import tf2onnx
 
-    from kbert.export.savedmodel import call_model
     from kbert.tasks.base import INPUTS
+    from kbert.tasks.serving import call_model
 
+    trainable, fixed = list(model.trainable_variables), list(model.non_trainable_variables)
+    weights = {f"kbert_weight_{i}": v for i, v in enumerate(trainable + fixed)}
     specs = [tf.TensorSpec([None, seq_len], tf.int32, name=n) for n in INPUTS]
+    specs += [tf.TensorSpec(v.shape, v.dtype, name=name) for name, v in weights.items()]
 
     @tf.function(input_signature=specs)
-    def fn(token_ids, segment_ids, padding_mask):
-        out = call_model(model, {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
+    def fn(token_ids, segment_ids, padding_mask, *values):
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+        out = call_model(model, inputs, variables=(list(values[:len(trainable)]), list(values[len(trainable):])))
         return {k: tf.identity(v, name=k) for k, v in out.items()}
 
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET, output_path=path)
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET)
+    _weights_to_initializers(proto, {name: np.asarray(v) for name, v in weights.items()})
+    onnx.save(proto, os.fspath(path))
     return [o.name for o in proto.graph.output]
+
+
+def _weights_to_initializers(model, values):
+    """Turn the weight inputs of `model` into initializers, fold the Reshapes
+    tf2onnx left on them (it folds those only on constants) and drop the
+    weights the graph does not read (e.g. a head's unused pooler)."""
+    from onnx import numpy_helper
+
+    used = {name for node in model.graph.node for name in node.input}
+    inputs = [i for i in model.graph.input if i.name not in values]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    model.graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in values.items() if name in used)
+    graph = _Graph(model.graph)
+    for node in list(model.graph.node):
+        if node.op_type == "Reshape" and all(name in graph.init for name in node.input):
+            data, shape = graph.const(node.input[0]), graph.const(node.input[1])
+            shape = [data.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+            model.graph.initializer.append(numpy_helper.from_array(data.reshape(shape), node.output[0]))
+            graph.retire(node)
+    graph.prune()
 
 
 def optimize(source, path):
@@ -190,6 +226,7 @@ class _Graph:
 
     def prune(self):
         """Drop the nodes and initializers no graph output depends on."""
+        self.refresh()  # rewrites renamed outputs since the maps were built
         needed, stack = set(), [o.name for o in self.graph.output]
         while stack:
             name = stack.pop()

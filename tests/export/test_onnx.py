@@ -59,6 +59,15 @@ def run_with_softmax_tensors(path, batch):
     return dict(zip(outputs, values[:len(outputs)])), values[len(outputs):]
 
 
+def test_weights_are_initializers_read_by_the_graph(encoder_onnx):
+    # export_onnx traces the weights as inputs (memory) and turns them into initializers.
+    graph = onnx.load(str(encoder_onnx["raw"])).graph
+    assert [i.name for i in graph.input] == ["token_ids", "segment_ids", "padding_mask"]
+    read = {name for node in graph.node for name in node.input}
+    assert graph.initializer and all(i.name in read for i in graph.initializer)
+    assert not [n for n in graph.node if n.input and all(i in {t.name for t in graph.initializer} for i in n.input)]
+
+
 def test_optimized_graph_is_fused_and_matches_keras(encoder_onnx):
     stats = encoder_onnx["stats"]
     # One layer: q, k, v, attention output, intermediate, output Dense; 3 LayerNorms.

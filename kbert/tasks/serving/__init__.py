@@ -30,12 +30,19 @@ def text_specs(pair=False):
     return specs
 
 
-def call_model(model, inputs):
+def call_model(model, inputs, variables=None):
     """The model's outputs on `inputs` as a dict of float32 tensors (`logits`
-    for single-output models): what every exported signature returns."""
+    for single-output models): what every exported signature returns.
+
+    `variables`: `(trainable, non_trainable)` values to run the model with
+    instead of its own (`stateless_call`), e.g. as inputs of a traced function.
+    """
     import tensorflow as tf
 
-    out = model(inputs, training=False)
+    if variables is None:
+        out = model(inputs, training=False)
+    else:
+        out, _ = model.stateless_call(*variables, inputs, training=False)
     if not isinstance(out, dict):
         out = {"logits": out}
     return {k: tf.cast(v, tf.float32) for k, v in out.items()}
