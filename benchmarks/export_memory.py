@@ -6,7 +6,7 @@ prints each line the export prints with the peak since the previous line: the
 peak shown beside "ONNX dynamic ..." is that of the ONNX float32 phase before
 it. Ends with the run's overall peak.
 
-    python benchmarks/export_memory.py runs/sst2_minilm --out /tmp/mem_export -- --eval dev.tsv --eval-size 200
+    python benchmarks/export_memory.py runs/sst2_minilm --out /tmp/mem_export --eval dev.tsv --eval-size 200
 """
 
 import argparse
@@ -44,9 +44,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
     parser.add_argument("--out", required=True)
-    parser.add_argument("rest", nargs="*", help="More `kbert export` options (after --).")
-    args = parser.parse_args()
-    command = [sys.executable, "-m", "kbert.cli", "export", args.model_dir, "--out", args.out, *args.rest]
+    args, rest = parser.parse_known_args()  # the rest goes to `kbert export`
+    rest = [a for a in rest if a != "--"]
+    command = [sys.executable, "-m", "kbert.cli", "export", args.model_dir, "--out", args.out, *rest]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     peaks, start = {"run": 0, "line": 0}, time.time()
 
