@@ -18,15 +18,13 @@
 // KBERT_DEMO_VERBOSE=1   show the page's console warnings and errors
 
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs';
-import {dirname, join, resolve} from 'node:path';
+import {dirname, resolve} from 'node:path';
 import {after, before, test} from 'node:test';
-import {fileURLToPath} from 'node:url';
+
+import {median, startDemo, stopDemo} from './demo_server.mjs';
 
 const env = process.env;
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..', '..');
 const exportDir = env.KBERT_DEMO_EXPORT;
 const chromiumPath = env.KBERT_DEMO_CHROMIUM || '/usr/bin/chromium';
 const tolerance = Number(env.KBERT_DEMO_TOLERANCE || 1e-5);
@@ -44,44 +42,6 @@ let page;
 let url;
 const figures = {mode, texts: [], latencies: [], maxProbDiff: null};
 const pageErrors = [];
-
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-// `kbert demo` on port 0; resolves with the URL it prints.
-function startServer() {
-  const python = env.KBERT_DEMO_PYTHON || 'python3';
-  const child = spawn(python, ['-m', 'kbert.cli', 'demo', exportDir, '--host', '127.0.0.1', '--port', '0',
-    '--mode', mode], {cwd: repo, stdio: ['ignore', 'pipe', 'pipe']});
-  const exited = new Promise((r) => child.once('exit', r));
-  return new Promise((resolvePromise, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`kbert demo did not start:\n${output}`)), 60000);
-    const onData = (chunk) => {
-      output += chunk;
-      const match = output.match(/http:\/\/127\.0\.0\.1:\d+\//);
-      if (match) {
-        clearTimeout(timer);
-        resolvePromise({child, exited, url: match[0]});
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`kbert demo exited with ${code}:\n${output}`));
-    });
-  });
-}
-
-async function stopServer() {
-  if (!server) return;
-  server.child.kill('SIGTERM');
-  await server.exited;
-}
 
 // Types `text` into the page like a user and returns the result it shows.
 async function typeAndClassify(text) {
@@ -104,7 +64,7 @@ async function typeAndClassify(text) {
 before(async () => {
   if (skip) return;
   const {chromium} = await import('playwright-core');
-  server = await startServer();
+  server = await startDemo(exportDir, mode);
   url = server.url;
   browser = await chromium.launch({
     executablePath: chromiumPath, headless: true,
@@ -124,7 +84,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await stopServer();
+  await stopDemo(server);
   if (env.KBERT_DEMO_RESULT) writeFileSync(env.KBERT_DEMO_RESULT, JSON.stringify(figures, null, 1));
 });
 
@@ -189,7 +149,7 @@ test('latency benchmark and phone screenshot', {skip}, async () => {
 test('works offline once loaded (service worker)', {skip: skip || env.KBERT_DEMO_OFFLINE === '0'}, async () => {
   const controlled = await page.evaluate(() => Boolean(navigator.serviceWorker.controller));
   assert.ok(controlled, 'the service worker controls the page');
-  await stopServer();
+  await stopDemo(server);
   await page.reload();
   const info = await page.evaluate(() => window.kbertDemo.ready);
   assert.equal(info.mode, mode);

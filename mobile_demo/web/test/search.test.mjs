@@ -19,15 +19,13 @@
 // KBERT_DEMO_VERBOSE=1      as for browser.test.mjs
 
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {dirname, resolve} from 'node:path';
 import {after, before, test} from 'node:test';
-import {fileURLToPath} from 'node:url';
+
+import {median, startDemo, stopDemo} from './demo_server.mjs';
 
 const env = process.env;
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..', '..');
 const exportDir = env.KBERT_SEARCH_EXPORT;
 const chromiumPath = env.KBERT_DEMO_CHROMIUM || '/usr/bin/chromium';
 const minCosine = Number(env.KBERT_SEARCH_MIN_COSINE || 0.9999);
@@ -45,46 +43,8 @@ let page;
 let url;
 const figures = {mode, pasted: null, loaded: null, queries: [], pageErrors: []};
 
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 const dot = (a, b) => a.reduce((sum, x, i) => sum + x * b[i], 0);
 const cosine = (a, b) => dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
-
-// `kbert demo` on port 0; resolves with the URL it prints.
-function startServer() {
-  const python = env.KBERT_DEMO_PYTHON || 'python3';
-  const child = spawn(python, ['-m', 'kbert.cli', 'demo', exportDir, '--host', '127.0.0.1', '--port', '0',
-    '--mode', mode], {cwd: repo, stdio: ['ignore', 'pipe', 'pipe']});
-  const exited = new Promise((r) => child.once('exit', r));
-  return new Promise((resolvePromise, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`kbert demo did not start:\n${output}`)), 60000);
-    const onData = (chunk) => {
-      output += chunk;
-      const match = output.match(/http:\/\/127\.0\.0\.1:\d+\//);
-      if (match) {
-        clearTimeout(timer);
-        resolvePromise({child, exited, url: match[0]});
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`kbert demo exited with ${code}:\n${output}`));
-    });
-  });
-}
-
-async function stopServer() {
-  if (!server) return;
-  server.child.kill('SIGTERM');
-  await server.exited;
-}
 
 // Waits for the embedding started by `action` (a click or a file load) to finish.
 async function embedVia(action) {
@@ -132,7 +92,7 @@ async function typeAndSearch(query, k) {
 before(async () => {
   if (skip) return;
   const {chromium} = await import('playwright-core');
-  server = await startServer();
+  server = await startDemo(exportDir, mode);
   url = server.url;
   browser = await chromium.launch({
     executablePath: chromiumPath, headless: true,
@@ -149,7 +109,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await stopServer();
+  await stopDemo(server);
   if (env.KBERT_SEARCH_RESULT) writeFileSync(env.KBERT_SEARCH_RESULT, JSON.stringify(figures, null, 1));
 });
 
@@ -283,7 +243,7 @@ test('Stop ends a long embedding and keeps the index', {skip}, async () => {
 test('works offline once loaded (service worker), the corpus remembered', {skip: skip ||
     env.KBERT_DEMO_OFFLINE === '0'}, async () => {
   assert.ok(await page.evaluate(() => Boolean(navigator.serviceWorker.controller)), 'the service worker controls the page');
-  await stopServer();
+  await stopDemo(server);
   await page.reload();
   const info = await page.evaluate(() => window.kbertSearch.ready);
   assert.equal(info.mode, mode);
