@@ -118,20 +118,21 @@ def prepare(name, settings, args):
             os.path.join(data, "mrpc", "msr_paraphrase_train.txt")
         test = os.path.join(data, "sst2", "dev.tsv") if name == "sst2" else \
             os.path.join(data, "mrpc", "msr_paraphrase_test.txt")
-        train = _subset_lines(train, n, rng, os.path.join(out, f"{name}_train.tsv"), header=True)
-        test = _subset_lines(test, args.eval_size, None, os.path.join(out, f"{name}_eval.tsv"), header=True)
+        train = subset_lines(train, n, rng, os.path.join(out, f"{name}_train.tsv"), header=True)
+        test = subset_lines(test, args.eval_size, None, os.path.join(out, f"{name}_eval.tsv"), header=True)
         return train, test, {}
     if name == "conll":
-        train = _subset_sentences(os.path.join(data, "conll2003", "train.txt"), n, rng,
+        train = subset_sentences(os.path.join(data, "conll2003", "train.txt"), n, rng,
                                   os.path.join(out, "conll_train.txt"))
-        test = _subset_sentences(os.path.join(data, "conll2003", "test.txt"), args.eval_size, None,
+        test = subset_sentences(os.path.join(data, "conll2003", "test.txt"), args.eval_size, None,
                                  os.path.join(out, "conll_eval.txt"))
         return train, test, {}
     squad = os.path.join(data, "squad", "dev-v1.1.json")
     return squad, squad, {"articles": args.articles, "eval_articles": args.eval_articles}
 
 
-def _subset_lines(path, n, rng, out, header):
+def subset_lines(path, n, rng, out, header=True):
+    """`n` rows of a TSV (random with `rng`, else the first), its header line kept."""
     with open(path, encoding="utf-8-sig") as f:
         lines = f.read().splitlines()
     head, body = (lines[:1], lines[1:]) if header else ([], lines)
@@ -143,7 +144,8 @@ def _subset_lines(path, n, rng, out, header):
     return out
 
 
-def _subset_sentences(path, n, rng, out):
+def subset_sentences(path, n, rng, out):
+    """`n` sentences of a CoNLL file (random with `rng`, else the first), -DOCSTART- dropped."""
     with open(path, encoding="utf-8") as f:
         blocks = [b for b in f.read().split("\n\n") if b.strip() and not b.startswith("-DOCSTART-")]
     if n is not None and n < len(blocks):

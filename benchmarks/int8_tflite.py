@@ -36,6 +36,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from finetune_reference import subset_lines, subset_sentences  # noqa: E402  (the same row sampling)
+
 DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 SEQ_LEN = 64
 MODES = ("float32", "dynamic", "int8", "int16x8")
@@ -123,11 +126,11 @@ def prepare(name, args):
     rng = random.Random(0)
     train_src, eval_src = os.path.join(args.data, *train_parts), os.path.join(args.data, *eval_parts)
     if task == "classify":
-        train = _subset_lines(train_src, args.sst2_rows, rng, os.path.join(out, "train.tsv"))
-        dev = _subset_lines(eval_src, args.eval_size, None, os.path.join(out, "dev.tsv"))
+        train = subset_lines(train_src, args.sst2_rows, rng, os.path.join(out, "train.tsv"))
+        dev = subset_lines(eval_src, args.eval_size, None, os.path.join(out, "dev.tsv"))
     else:
-        train = _subset_sentences(train_src, args.conll_sentences, rng, os.path.join(out, "train.txt"))
-        dev = _subset_sentences(eval_src, args.eval_size, None, os.path.join(out, "dev.txt"))
+        train = subset_sentences(train_src, args.conll_sentences, rng, os.path.join(out, "train.txt"))
+        dev = subset_sentences(eval_src, args.eval_size, None, os.path.join(out, "dev.txt"))
     if os.path.exists(os.path.join(model_dir, "model.keras")):
         return model_dir, train, dev
     start_tensorflow()
@@ -144,31 +147,6 @@ def prepare(name, args):
     finetune(task, minilm, train, model_dir, eval=dev, epochs=epochs, lr=lr, seq_len=SEQ_LEN, progress=False)
     print(f"{name}: fine-tuned in {time.time() - begin:.0f} s", flush=True)
     return model_dir, train, dev
-
-
-def _subset_lines(path, n, rng, out):
-    """A header line and `n` rows of a TSV (random with `rng`, else the first)."""
-    with open(path, encoding="utf-8-sig") as f:
-        lines = f.read().splitlines()
-    head, body = lines[:1], lines[1:]
-    if n is not None and n < len(body):
-        keep = sorted(rng.sample(range(len(body)), n)) if rng else range(n)
-        body = [body[i] for i in keep]
-    with open(out, "w", encoding="utf-8") as f:
-        f.write("\n".join(head + body) + "\n")
-    return out
-
-
-def _subset_sentences(path, n, rng, out):
-    """`n` sentences of a CoNLL file (random with `rng`, else the first), -DOCSTART- dropped."""
-    with open(path, encoding="utf-8") as f:
-        blocks = [b for b in f.read().split("\n\n") if b.strip() and not b.startswith("-DOCSTART-")]
-    if n is not None and n < len(blocks):
-        keep = sorted(rng.sample(range(len(blocks)), n)) if rng else range(n)
-        blocks = [blocks[i] for i in keep]
-    with open(out, "w", encoding="utf-8") as f:
-        f.write("\n\n".join(b.strip("\n") for b in blocks) + "\n")
-    return out
 
 
 # --- export and the plain baseline -----------------------------------------------------------------
