@@ -11,8 +11,8 @@
 import {loadAndCompile} from '@litertjs/core';
 
 import {
-  INPUTS, fetchOk, loadFirstWorking, median, ms, registerServiceWorker, runModel, serializer, setStatus,
-  startLiteRt,
+  INPUTS, fetchOk, loadDemoInfo, loadFirstWorking, median, ms, registerServiceWorker, runModel, serializer,
+  setStatus, startLiteRt,
 } from './page.js';
 import {WordPieceTokenizer} from './tokenizer.js';
 
@@ -139,11 +139,7 @@ const serial = serializer();
 
 async function init() {
   $('offline').textContent = await registerServiceWorker();
-  try {
-    state.demo = await (await fetchOk('demo.json')).json();
-  } catch {
-    state.demo = {name: 'model', modes: ['float32', 'float16', 'dynamic', 'int8'], mode: 'float32'};
-  }
+  state.demo = await loadDemoInfo();
   const [card, labelsText, vocabText] = await Promise.all([
     fetchOk('export/model_card.json').then((r) => r.json()),
     fetchOk('export/labels.txt').then((r) => r.text()).catch(() => ''),

@@ -49,6 +49,16 @@ export async function registerServiceWorker() {
   }
 }
 
+// What `kbert demo` says of the export it serves (demo.json); a plain static host
+// has none, so the modes are then tried in kbert's order.
+export async function loadDemoInfo() {
+  try {
+    return await (await fetchOk('demo.json')).json();
+  } catch {
+    return {name: 'model', modes: ['float32', 'float16', 'dynamic', 'int8'], mode: 'float32'};
+  }
+}
+
 // `?threads=0` in the page's URL keeps LiteRT single-threaded.
 export async function startLiteRt() {
   // Threads need SharedArrayBuffer, i.e. a cross-origin isolated secure context

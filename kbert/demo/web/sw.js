@@ -6,7 +6,7 @@
 // picked up, and fall back to the cache when the network fails or is slow to answer.
 // Service workers need a secure context: https or localhost (see `kbert demo --help`).
 
-const CACHE = 'kbert-demo-v2';
+const CACHE = 'kbert-demo-v3';
 const SHELL = ['./', 'index.html', 'app.js', 'page.js', 'tokenizer.js', 'manifest.webmanifest', 'icon.svg',
   'icon-192.png', 'icon-512.png', 'litert/core/index.js', 'litert/wasm-utils/index.js',
   'search.html', 'search.js', 'search_index.js'];
