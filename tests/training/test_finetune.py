@@ -286,3 +286,21 @@ def test_optimizer_is_built_before_the_train_step_is_traced(encoder_dir, sentime
     finetune("classify", encoder_dir, sentiment["train"], tmp_path / "m", epochs=1, batch_size=64, seq_len=16,
              progress=False)
     assert built == [True]
+
+
+def test_training_data_has_no_autotune_thread(encoder_dir, sentiment, tmp_path, monkeypatch):
+    # Deleting an iterator waits for tf.data's tuning thread to wake up: 20-25 s
+    # of idle wall time when fit returned (kbert.training.finetune._without_autotune).
+    import keras
+
+    seen = []
+    fit = keras.Model.fit
+
+    def spy(self, x=None, *args, **kwargs):
+        seen.append(x.options().autotune.enabled)
+        return fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    finetune("classify", encoder_dir, sentiment["train"], tmp_path / "m", epochs=1, batch_size=64, seq_len=16,
+             progress=False)
+    assert seen == [False]
