@@ -212,9 +212,10 @@ def _torch_run(spec, settings, target, phases, threads, begin_wall, begin_cpu):
 
 def run(work, args):
     """`args.finetune_rounds` pairs of whole runs, kbert then torch, each in a fresh process."""
-    results = {"kbert": [], "torch": []}
+    sides = getattr(args, "sides", ("kbert", "torch"))
+    results = {side: [] for side in sides}
     for i in range(args.finetune_rounds):
-        for side in ("kbert", "torch"):
+        for side in sides:
             out = os.path.join(work, "finetune", f"phases_{side}_{i}.json")
             begin = time.perf_counter()
             subprocess.run([sys.executable, os.path.abspath(__file__), "--child", side, "--work", work,
@@ -228,6 +229,7 @@ def run(work, args):
     return results
 
 
+NAMES = {"kbert": "kbert", "torch": "HF torch"}
 PHASES = ("import", "load model", "read + tokenize", "first_step", "later_steps", "eval", "save", "curve + logs")
 
 
@@ -241,17 +243,18 @@ def phase_table(runs):
                           else phases.get(name, 0.0))
         return statistics.median(values)
 
-    lines = ["| phase (s wall / CPU) | kbert | HF torch |", "| --- | --- | --- |"]
+    sides = [side for side in ("kbert", "torch") if runs.get(side)]
+    lines = ["| phase (s wall / CPU) | " + " | ".join(NAMES[side] for side in sides) + " |",
+             "| --- |" + " --- |" * len(sides)]
     for name in (*PHASES, "other", "total"):
         lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(
-            f"{cell(side, 'wall_s', name):.1f} / {cell(side, 'cpu_s', name):.1f}" for side in ("kbert", "torch"))
-            + " |")
-    median = {s: statistics.median(r["cpu_s"]["median_step"] for r in runs[s]) for s in runs}
-    wall = {s: statistics.median(r["process_wall_s"] for r in runs[s]) for s in runs}
-    accuracy = {s: ", ".join(f"{r['accuracy']:.4f}" for r in runs[s]) for s in runs}
-    lines += [f"| median later step, CPU | {median['kbert']:.2f} | {median['torch']:.2f} |",
-              f"| process wall time (start to exit) | {wall['kbert']:.1f} | {wall['torch']:.1f} |",
-              f"| dev accuracy | {accuracy['kbert']} | {accuracy['torch']} |"]
+            f"{cell(side, 'wall_s', name):.1f} / {cell(side, 'cpu_s', name):.1f}" for side in sides) + " |")
+    median = {s: statistics.median(r["cpu_s"]["median_step"] for r in runs[s]) for s in sides}
+    wall = {s: statistics.median(r["process_wall_s"] for r in runs[s]) for s in sides}
+    accuracy = {s: ", ".join(f"{r['accuracy']:.4f}" for r in runs[s]) for s in sides}
+    lines += ["| median later step, CPU | " + " | ".join(f"{median[s]:.2f}" for s in sides) + " |",
+              "| process wall time (start to exit) | " + " | ".join(f"{wall[s]:.1f}" for s in sides) + " |",
+              "| dev accuracy | " + " | ".join(accuracy[s] for s in sides) + " |"]
     return "\n".join(lines)
 
 
@@ -259,12 +262,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.add_argument("--rounds", type=int, default=1, help="kbert, torch pairs of whole runs.")
+    parser.add_argument("--sides", default="kbert,torch", help="Which runs each round has (kbert, torch).")
     parser.add_argument("--json", help="Write the figures here.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.work, args.threads, args.json)
     args.finetune_rounds = args.rounds
+    args.sides = [side for side in args.sides.split(",") if side]
+    if not args.sides or set(args.sides) - set(NAMES):
+        parser.error(f"--sides: expected names among {sorted(NAMES)}")
     setup = prepare(args.work, args)
     runs = run(args.work, args)
     print(f"{args.train_rows:,} SST-2 rows x {args.epochs} epoch(s), seq {args.seq_len}, batch {args.batch_size}, "
