@@ -75,6 +75,20 @@ class EpochEvaluator(keras.callbacks.Callback):
         outputs = predict_arrays(self.model, model_inputs(self._features), self.batch_size, trim=True)
         return task.score(self.data, self._features, outputs, self.labels)
 
+    def records(self, eval_file, **run):
+        """What metrics.json says of the run and its evaluation (`finetune`
+        and `distill` write the same keys): `run` (epochs, batch_size, lr,
+        warmup_steps, seq_len, seed, train_wall_time_s) with `epochs_run` and
+        `history`, then, with eval data, `eval`, `best_epoch` and `metric`."""
+        import os
+
+        record = {"epochs": run.pop("epochs"), "epochs_run": len(self.history), **run, "history": self.history}
+        if self.data is not None:
+            record["eval"] = {"file": os.fspath(eval_file), "examples": len(self.data), **self.best_metrics}
+            record["best_epoch"] = self.best_epoch
+            record["metric"] = self.task.metric
+        return record
+
     def restore_best(self, model):
         if self.best_weights is not None:
             model.set_weights(self.best_weights)

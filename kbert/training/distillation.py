@@ -228,21 +228,11 @@ def distill(
         "train": {"file": os.fspath(train), "examples": counts["train"], "windows": counts["train_windows"],
                   "unlabeled": [{"file": os.fspath(p), "examples": n, "windows": w}
                                 for p, n, w in zip(unlabeled, counts["unlabeled"], counts["unlabeled_windows"])]},
-        "epochs": epochs,
-        "epochs_run": len(evaluator.history),
-        "batch_size": batch_size,
-        "lr": lr,
-        "warmup_steps": warmup_steps,
-        "seq_len": seq_len,
-        "seed": seed,
-        "train_wall_time_s": round(wall, 1),
-        "history": evaluator.history,
+        **evaluator.records(eval, epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+                            seq_len=seq_len, seed=seed, train_wall_time_s=round(wall, 1)),
     }
     if eval_data is not None:
         best = evaluator.best_metrics
-        results["eval"] = {"file": os.fspath(eval), "examples": len(eval_data), **best}
-        results["best_epoch"] = evaluator.best_epoch
-        results["metric"] = task.metric
         results[f"{goal.divergence}_before"] = kl_before
         results[goal.divergence] = best[goal.divergence]
         if teacher_eval.get(task.metric):

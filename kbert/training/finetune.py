@@ -208,20 +208,9 @@ def finetune(
         "init": os.fspath(init),
         "train": {"file": os.fspath(train), "examples": len(train_data),
                   **({"unlocated_answers": len(unlocated), "unlocated_ids": unlocated[:20]} if unlocated else {})},
-        "epochs": epochs,
-        "epochs_run": len(evaluator.history),
-        "batch_size": batch_size,
-        "lr": lr,
-        "warmup_steps": warmup_steps,
-        "seq_len": seq_len,
-        "seed": seed,
-        "train_wall_time_s": round(wall, 1),
-        "history": evaluator.history,
+        **evaluator.records(eval, epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+                            seq_len=seq_len, seed=seed, train_wall_time_s=round(wall, 1)),
     }
-    if eval_data is not None:
-        results["eval"] = {"file": os.fspath(eval), "examples": len(eval_data), **evaluator.best_metrics}
-        results["best_epoch"] = evaluator.best_epoch
-        results["metric"] = task.metric
     if lora is not None:
         results["lora"] = {**lora.to_dict(), "parameters": counts, "base_weights_sha256": base_sha256,
                            "saved": "adapter" if save_adapter else "merged"}
