@@ -9,24 +9,29 @@ from kbert.tasks import get_task
 from kbert.training.callbacks import EpochEvaluator
 
 
-def test_eval_data_is_tokenized_once_and_scored_as_the_task_does(tok, tmp_path):
+def classify_setup(tok, tmp_path, rows):
+    """A classify task configured on `rows` (eval TSV lines) and a tiny seeded classifier."""
     from kbert.models import BertClassifier, BertEncoder
 
     path = tmp_path / "dev.tsv"
-    rows = ["a gripping, funny film\t1", "dull and far too long\t0", "the plot is thin\t0", "great cast\t1",
-            "i loved every minute of it\t1"]
     path.write_text("sentence\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
     task = get_task("classify")
     data = task.read(str(path), split="eval")
     labels = task.make_labels(data)
     task.configure(labels)
-    calls = []
-    features = task.features
-    task.features = lambda *args, **kwargs: calls.append(1) or features(*args, **kwargs)
     keras.utils.set_random_seed(0)
     config = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_layers=1, num_heads=2,
                         intermediate_size=32, max_position_embeddings=32)
-    model = BertClassifier(BertEncoder(config), num_classes=2)
+    return task, data, labels, BertClassifier(BertEncoder(config), num_classes=2)
+
+
+def test_eval_data_is_tokenized_once_and_scored_as_the_task_does(tok, tmp_path):
+    rows = ["a gripping, funny film\t1", "dull and far too long\t0", "the plot is thin\t0", "great cast\t1",
+            "i loved every minute of it\t1"]
+    task, data, labels, model = classify_setup(tok, tmp_path, rows)
+    calls = []
+    features = task.features
+    task.features = lambda *args, **kwargs: calls.append(1) or features(*args, **kwargs)
     evaluator = EpochEvaluator(task, data, tok, labels, 16, 2, patience=None)
     evaluator.set_model(model)
     for epoch in range(3):
@@ -37,22 +42,11 @@ def test_eval_data_is_tokenized_once_and_scored_as_the_task_does(tok, tmp_path):
 
 
 def test_predict_function_is_traced_once_for_batches_of_any_length(tok, tmp_path):
-    from kbert.models import BertClassifier, BertEncoder
-
     # Trimmed batches differ in length (the longest rows first, then short ones):
     # without a first trace for any shape, the second length traces again.
-    path = tmp_path / "dev.tsv"
     rows = [" ".join(["a gripping, funny film"] * 4) + "\t1", " ".join(["dull and far too long"] * 3) + "\t0",
             "the plot is thin\t0", "great cast\t1", "i loved it\t1"]
-    path.write_text("sentence\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    task = get_task("classify")
-    data = task.read(str(path), split="eval")
-    labels = task.make_labels(data)
-    task.configure(labels)
-    keras.utils.set_random_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_layers=1, num_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
-    model = BertClassifier(BertEncoder(config), num_classes=2)
+    task, data, labels, model = classify_setup(tok, tmp_path, rows)
     evaluator = EpochEvaluator(task, data, tok, labels, 32, 2, patience=None)
     evaluator.set_model(model)
     evaluator.on_epoch_end(0, {"loss": 1.0})
