@@ -145,7 +145,7 @@ def distill(
     from kbert.tasks.base import model_inputs, predict_arrays
     from kbert.training.callbacks import EpochEvaluator
     from kbert.training.distiller import Distiller, LossParts, objective
-    from kbert.training.finetune import _check_positive
+    from kbert.training.finetune import _check_positive, without_autotune
     from kbert.training.optimizer import make_optimizer
     from kbert.training.optimizer import warmup_steps as get_warmup_steps
     from kbert.training.options import task_options
@@ -179,6 +179,7 @@ def distill(
 
     train_ds, batches, counts = distillation_dataset(task, train_data, extra, tokenizer, labels, seq_len,
                                                      batch_size, seed, train)
+    train_ds = without_autotune(train_ds)  # the exit stall `finetune` measured (see there)
     goal = objective(task.name, temperature, labels)
     distiller = Distiller(teacher_model, student_model, goal, soft_weight, hard_weight, hidden_weight,
                           attention_weight, mapping)

@@ -165,7 +165,7 @@ def finetune(
         train_ds, batches = task.train_dataset(train_data, tokenizer, labels, seq_len, batch_size, seed)
     except DataError as e:  # about the rows of `train` as a whole (e.g. no QA answer located): name it
         raise DataError(f"{train}: {e}") from None
-    train_ds = _without_autotune(train_ds)
+    train_ds = without_autotune(train_ds)
     unlocated = getattr(task, "unlocated", None)  # QA answers not found in their context
     if unlocated:
         print(f"kbert: {train}: {len(unlocated)} of {len(train_data)} training questions left out: answer not found "
@@ -259,7 +259,7 @@ def _save_curve(path, task, evaluator):
                         metrics, x_label="epoch", title=f"fine-tuning: {task.name}", best=evaluator.best_epoch)
 
 
-def _without_autotune(dataset):
+def without_autotune(dataset):
     """`dataset` without tf.data's autotuning thread (the same batches).
 
     The thread re-tunes the pipeline at growing intervals and sleeps in

@@ -294,3 +294,19 @@ def test_bad_students_are_one_line_errors(data, teacher, tmp_path):
     with pytest.raises(DataError, match="has a second-text column, unlike the training file"):
         distill(teacher, data["train"], tmp_path / "out", "tiny", unlabeled=[str(bad)])
     assert not (tmp_path / "out").exists()
+
+
+def test_distillation_data_has_no_autotune_thread(data, teacher, tmp_path, monkeypatch):
+    # As for finetune: deleting the iterator waits for tf.data's sleeping tuning thread.
+    import keras
+
+    seen = []
+    fit = keras.Model.fit
+
+    def spy(self, x=None, *args, **kwargs):
+        seen.append(x.options().autotune.enabled)
+        return fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    distill(teacher, data["train"], tmp_path / "student", student_layers=1, epochs=1, progress=False)
+    assert seen == [False]

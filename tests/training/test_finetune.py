@@ -290,7 +290,7 @@ def test_optimizer_is_built_before_the_train_step_is_traced(encoder_dir, sentime
 
 def test_training_data_has_no_autotune_thread(encoder_dir, sentiment, tmp_path, monkeypatch):
     # Deleting an iterator waits for tf.data's tuning thread to wake up: 20-25 s
-    # of idle wall time when fit returned (kbert.training.finetune._without_autotune).
+    # of idle wall time when fit returned (kbert.training.finetune.without_autotune).
     import keras
 
     seen = []
