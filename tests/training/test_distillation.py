@@ -298,15 +298,8 @@ def test_bad_students_are_one_line_errors(data, teacher, tmp_path):
 
 def test_distillation_data_has_no_autotune_thread(data, teacher, tmp_path, monkeypatch):
     # As for finetune: deleting the iterator waits for tf.data's sleeping tuning thread.
-    import keras
+    from training.test_finetune import autotune_seen_by_fit
 
-    seen = []
-    fit = keras.Model.fit
-
-    def spy(self, x=None, *args, **kwargs):
-        seen.append(x.options().autotune.enabled)
-        return fit(self, x, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", spy)
+    seen = autotune_seen_by_fit(monkeypatch)
     distill(teacher, data["train"], tmp_path / "student", student_layers=1, epochs=1, progress=False)
     assert seen == [False]

@@ -288,9 +288,8 @@ def test_optimizer_is_built_before_the_train_step_is_traced(encoder_dir, sentime
     assert built == [True]
 
 
-def test_training_data_has_no_autotune_thread(encoder_dir, sentiment, tmp_path, monkeypatch):
-    # Deleting an iterator waits for tf.data's tuning thread to wake up: 20-25 s
-    # of idle wall time when fit returned (kbert.training.finetune.without_autotune).
+def autotune_seen_by_fit(monkeypatch):
+    """The `autotune.enabled` option of every dataset `keras.Model.fit` gets from now on."""
     import keras
 
     seen = []
@@ -301,6 +300,13 @@ def test_training_data_has_no_autotune_thread(encoder_dir, sentiment, tmp_path, 
         return fit(self, x, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", spy)
+    return seen
+
+
+def test_training_data_has_no_autotune_thread(encoder_dir, sentiment, tmp_path, monkeypatch):
+    # Deleting an iterator waits for tf.data's tuning thread to wake up: 20-25 s
+    # of idle wall time when fit returned (kbert.training.finetune.without_autotune).
+    seen = autotune_seen_by_fit(monkeypatch)
     finetune("classify", encoder_dir, sentiment["train"], tmp_path / "m", epochs=1, batch_size=64, seq_len=16,
              progress=False)
     assert seen == [False]
