@@ -23,7 +23,9 @@ Modes:
         read; an accelerator leaves that boundary op to the CPU). Converted
         from `kbert.export.quantized_graph`, the same function as the Keras
         model written so that per-tensor int8 activations hold BERT's outlier
-        channels (see there).
+        channels (see there); the attention matmuls' second operands get zero
+        point 0, the form LiteRT's XNNPACK delegate runs
+        (`symmetric_matmul_operands`).
     int16x8: integer-only with int16 activations and int8 weights (TFLite's
         16x8 mode, `EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8`),
         from the same graph: finer activations where an accelerator has int16
@@ -41,10 +43,11 @@ import sys
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 # What an export writes unless asked. The integer-only modes are opt-in: they
-# are for integer accelerators (NPU, DSP, Edge TPU), and on MiniLM SST-2 (500
-# dev rows) int8 measured 83.0 vs Keras' 84.6, past the 1-point gate that
-# would then fail every default export (benchmarks/README.md, int8_tflite.py);
-# 16x8 runs on CPU with LiteRT's reference kernels, several times slower.
+# are for integer accelerators (NPU, DSP, Edge TPU); on a CPU int8 is 1.4x
+# dynamic range's latency, and on MiniLM CoNLL NER (500 sentences) it measured
+# 78.21 F1 vs Keras' 79.32, past the 1-point gate that would then fail a
+# default export (SST-2: 83.8 vs 84.6; benchmarks/README.md, int8_tflite.py);
+# 16x8 runs on CPU with LiteRT's reference kernels, 30x float32's time.
 DEFAULT_MODES = ("float32", "float16", "dynamic")
 # Full-integer modes: the activation type each is converted with.
 INTEGER_MODES = {"int8": "int8", "int16x8": "int16"}
@@ -170,7 +173,7 @@ def _convert_here(saved_model, out, mode, calibration):
     elif mode in INTEGER_MODES:
         _integer_converter(converter, mode, calibration)
     try:
-        blob = converter.convert()
+        blob = _convert_int8(converter) if mode == "int8" else converter.convert()
     except Exception as e:  # the converter raises ConverterError with the op list
         message = " ".join(str(e).split())
         ops = "int8 builtin ops" if mode == "int8" else ("16x8 builtin ops" if mode == "int16x8" else "builtin ops")
@@ -202,6 +205,71 @@ def _integer_converter(converter, mode, calibration):
     # The ids stay int32 (they index the tables); outputs come back as float32
     # through one DEQUANTIZE, so apps read every mode alike.
     converter.inference_output_type = tf.float32
+
+
+def _convert_int8(converter):
+    """The int8 file: calibrate, give every attention matmul's second operand
+    a range symmetric about 0 (`symmetric_matmul_operands`), then quantize
+    with TFLite's MLIR quantizer, the steps `converter.convert()` takes in one
+    go (and `tf.lite.experimental.QuantizationDebugger` in two, as here)."""
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as lite_convert
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    converter._experimental_calibrate_only = True
+    model = flatbuffer_utils.convert_bytearray_to_object(converter.convert())
+    symmetric_matmul_operands(model)
+    calibrated = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return lite_convert.mlir_quantize(calibrated, input_data_type=tf.float32, output_data_type=tf.float32)
+
+
+# Ops whose output is quantized as their input (the quantizer gives both one scale).
+_SAME_SCALE_OPS = ("RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS")
+
+
+def symmetric_matmul_operands(model):
+    """Widen the calibrated range of each BATCH_MATMUL's second operand (and
+    of the reshapes and transposes it comes through) to [-128 s, 127 s], so
+    that the int8 tensor's zero point is 0.
+
+    Why: LiteRT's XNNPACK delegate runs an int8 BATCH_MATMUL only when that
+    operand's zero point is 0; any other falls back to TFLite's reference
+    kernel. In the SST-2 MiniLM int8 file (seq 64, 1 thread) 11 of its 12
+    attention matmuls did, 35% of its time (perf); with this, all 12 run in
+    XNNPACK and the file took 3.9 ms instead of 7.2 (2 threads), accuracy
+    83.8 instead of 83.0 (benchmarks/README.md, "Integer-only int8").
+
+    Args:
+        model: a calibrated TFLite model as a flatbuffer object
+            (`flatbuffer_utils.convert_bytearray_to_object`), edited in place.
+
+    Returns:
+        The number of tensor ranges widened.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    widened = 0
+    for graph in model.subgraphs:
+        name = {id(op): flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in graph.operators}
+        producer = {t: op for op in graph.operators for t in op.outputs}
+        for op in graph.operators:
+            if name[id(op)] != "BATCH_MATMUL":
+                continue
+            chain, tensor = [], op.inputs[1]
+            while True:
+                chain.append(graph.tensors[tensor].quantization)
+                source = producer.get(tensor)
+                if source is None or name[id(source)] not in _SAME_SCALE_OPS:
+                    break
+                tensor = source.inputs[0]
+            ranges = [q for q in chain if q is not None and q.min is not None and len(q.min) == 1]
+            if not ranges:  # a constant operand: its weights are quantized symmetric already
+                continue
+            top = max(max(abs(float(q.min[0])), abs(float(q.max[0]))) for q in ranges)
+            for q in ranges:
+                q.min, q.max = [-top * 128.0 / 127.0], [top]
+                widened += 1
+    return widened
 
 
 _FLOAT_TYPES = ("float16", "float32", "float64")

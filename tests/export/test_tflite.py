@@ -115,6 +115,12 @@ def test_int8_and_16x8_files_are_integer_only_and_the_report_says_so(classifier,
         assert floats == [("DEQUANTIZE", True)], floats
         assert {t for _, _, outs, _ in ops for t in outs} <= {activations, "int32", "bool", "float32"}
         assert any(name == "FULLY_CONNECTED" for name, *_ in ops)
+        # Attention matmuls whose second operand has zero point 0: the form XNNPACK runs.
+        zero_points = {t["index"]: t["quantization_parameters"]["zero_points"].tolist()
+                       for t in interpreter.get_tensor_details()}
+        matmuls = [op["inputs"][1] for op in interpreter._get_ops_details() if op["op_name"] == "BATCH_MATMUL"]
+        assert len(matmuls) >= 2 and all(zero_points[t] == [0] for t in matmuls), \
+            [zero_points[t] for t in matmuls]
         # The interface stays the app's: int32 [1, seq_len] inputs bound by name.
         inputs = {name: (np.dtype(d["dtype"]).name, [int(n) for n in d["shape"]])
                   for name, d in interpreter.get_signature_runner("serving_default").get_input_details().items()}
