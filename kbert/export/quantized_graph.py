@@ -12,10 +12,10 @@ sum, ~0.5 for most tokens, ~130 for [CLS]/[SEP]) lost the ordinary tokens
 entirely. In development ablations on that model (500 dev rows, not kept as
 a benchmark) the graph as Keras writes it lost 4.2 points as an integer-only
 file, and 0.2 with only the residual sums and LayerNorms left in float. This
-graph keeps every op integer and fixes those tensors instead; it loses 1.6
-points there (1.3 F1 on CoNLL NER), past the export's 1-point gate, which is
-why the integer-only modes are opt-in (benchmarks/README.md, "Integer-only
-int8 and 16x8 TFLite"):
+graph keeps every op integer and fixes those tensors instead; converted as
+`kbert.export.tflite` does it loses 0.8 points there and 1.1 F1 on CoNLL NER,
+past the export's 1-point gate there, which is why the integer-only modes are
+opt-in (benchmarks/README.md, "Integer-only int8 and 16x8 TFLite"):
 
 - Each residual sum is built in scaled coordinates `s = x / d`, `d` 1 for
   ordinary channels and `127 / m` (m an integer) for the channels whose
