@@ -204,7 +204,7 @@ def plain_int8(name, model_dir, train, dev, args):
     verifier = Verifier(os.path.join(args.work, name), features, {}, data=data, task=task, labels=info.labels)
     path = os.path.join(args.work, name, "model_int8_plain.tflite")
     saved, calib = os.path.join(args.work, name, "ids_model_plain"), os.path.join(args.work, name, "calib.npz")
-    np.savez(calib, **_calibration(verifier, train, args.calibration_size, tokenizer, SEQ_LEN))
+    np.savez(calib, **_calibration(verifier, task.read(train, split="eval"), args.calibration_size, tokenizer, SEQ_LEN))
     write_ids_model(load_model(model_dir), SEQ_LEN, saved, "float32")
     convert(saved, path, "int8", calib)
     outputs, _ = _run_tflite(path, model_inputs(features), 1)

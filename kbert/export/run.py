@@ -162,6 +162,15 @@ def export(model_dir, out, formats=FORMATS, quantize=DEFAULT_MODES, seq_len=None
     else:
         features = {k: np.asarray(v) for k, v in tokenizer(_plain_texts(task_name), seq_len=seq_len).items()}
         reference = _as_dict(predict_arrays(model, model_inputs(features), 64))
+    # What the full-integer files are calibrated on, read before the long work: a file the user
+    # names must exist and parse (one-line error); the training file metrics.json names is used
+    # when it is still there, else the eval rows are.
+    calibration_data = None
+    if task is not None and "tflite" in formats and any(mode in INTEGER_MODES for mode in quantize):
+        train = (info.metrics.get("train") or {}).get("file")
+        source = calibration or (train if train and os.path.exists(train) else None)
+        if source:
+            calibration_data = _head(task.read(source, split="eval"), calibration_size)
 
     out = os.path.abspath(os.fspath(out))
     # Built aside and moved into place only when every check passed.
@@ -184,8 +193,8 @@ def export(model_dir, out, formats=FORMATS, quantize=DEFAULT_MODES, seq_len=None
             metadata = ExportMetadata(task_name, model, tokenizer, info.vocab, labels, info.lowercase, pair,
                                       seq_len, task.serving_texts(data)["text"] if data is not None
                                       else _plain_texts(task_name))
-            rows += _tflite(work, model, seq_len, quantize, calibration or (info.metrics.get("train") or {}).get("file"),
-                            calibration_size, tokenizer, verifier, progress, metadata)
+            rows += _tflite(work, model, seq_len, quantize, calibration_data, calibration_size, tokenizer, verifier,
+                            progress, metadata)
         if "onnx" in formats:
             progress("ONNX ...")
             rows += _onnx(work, model, quantize, verifier, progress)
@@ -307,7 +316,7 @@ def _one_window(features, n_texts):
     return texts, np.array([first_row[int(t)] for t in texts], dtype=int)
 
 
-def _tflite(work, model, seq_len, modes, calibration, calibration_size, tokenizer, verifier, progress,
+def _tflite(work, model, seq_len, modes, calibration_data, calibration_size, tokenizer, verifier, progress,
             metadata=None):
     from kbert.export.tflite import convert, inspect_ops, write_ids_model
     from kbert.tasks.base import model_inputs
@@ -323,7 +332,7 @@ def _tflite(work, model, seq_len, modes, calibration, calibration_size, tokenize
         calib = rows_for_calibration = None
         if any(mode in INTEGER_MODES for mode in modes):
             calib = os.path.join(tmp, "calibration.npz")
-            rows_for_calibration = _calibration(verifier, calibration, calibration_size, tokenizer, seq_len)
+            rows_for_calibration = _calibration(verifier, calibration_data, calibration_size, tokenizer, seq_len)
             np.savez(calib, **rows_for_calibration)
         # One SavedModel for the float modes, one per full-integer mode (its graph, see quantized_graph).
         saved, plans = {}, {}
@@ -352,14 +361,14 @@ def _tflite(work, model, seq_len, modes, calibration, calibration_size, tokenize
     return rows
 
 
-def _calibration(verifier, path, size, tokenizer, seq_len):
-    """Model inputs of the first `size` training examples (else the eval ones)."""
+def _calibration(verifier, data, size, tokenizer, seq_len):
+    """Model inputs of the first `size` examples of `data` (the task's
+    training data, read), else of the eval ones."""
     from kbert.tasks.base import model_inputs
 
-    task = verifier.task
-    if task is not None and path and os.path.exists(path):
-        data = _head(task.read(path, split="eval"), size)
-        return model_inputs(task.features(data, tokenizer, verifier.labels, seq_len))
+    if verifier.task is not None and data is not None:
+        data = _head(data, size)
+        return model_inputs(verifier.task.features(data, tokenizer, verifier.labels, seq_len))
     return {k: v[:size] for k, v in model_inputs(verifier.features).items()}
 
 

@@ -91,6 +91,24 @@ def test_cli_export_bad_input_is_one_line(classifier, tmp_path):
     assert not (tmp_path / "e").exists()
 
 
+def test_cli_export_bad_calibration_file_is_one_line(classifier, tmp_path):
+    # A calibration file the user names is read before the export starts, never skipped for the eval rows.
+    model_dir, dev = classifier
+    bad = tmp_path / "bad.tsv"
+    bad.write_bytes(b"sentence\tlabel\n\x80\xff film\t1\n")
+    for calibration, message in ((tmp_path / "missing.tsv", f"Error: {tmp_path / 'missing.tsv'}: file not found"),
+                                 (bad, f"Error: {bad}:2: not valid UTF-8")):
+        result = subprocess.run(
+            [sys.executable, "-m", "kbert.cli", "export", model_dir, "--format", "tflite", "--quantize", "int8",
+             "--calibration", str(calibration), "--eval", dev, "--out", str(tmp_path / "e")],
+            capture_output=True, text=True, cwd=REPO)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(message), lines
+        assert "TFLite" not in result.stdout  # refused before any conversion
+        assert not (tmp_path / "e").exists()
+
+
 def test_ner_and_qa_savedmodel_and_float16(encoder_dir, tmp_path):  # noqa: F811
     train, dev = write_conll(tmp_path / "train.txt", 200, 0), write_conll(tmp_path / "dev.txt", 40, 1)
     finetune("ner", encoder_dir, train, tmp_path / "ner", eval=dev, epochs=6, batch_size=16, lr=3e-3,
