@@ -78,8 +78,9 @@ class _DenseGradients:
     in the train step, traced in Python on the first step and left for
     Grappler's common-subexpression pass to merge. They are the same ops on
     the same values, so sharing them changes no result (eagerly, bit for
-    bit; in a graph Grappler may round a rewrite differently, an ulp). Shared within one `apply` only, and only where all
-    of it is one graph: TensorFlow's default strategy (a `tf.distribute`
+    bit; in a graph Grappler may round a rewrite differently, an ulp).
+    Shared within one `apply` only, and only where all of it is one graph:
+    TensorFlow's default strategy (a `tf.distribute`
     strategy updates per replica) without gradient accumulation (whose
     updates run in a conditional branch), or another backend.
     """
